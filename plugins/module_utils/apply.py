@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carry out a plan. The only code that writes cgroupfs.
+
+Every step is journaled with the value seen before it; rollback replays the
+journal backwards. Writes are read back and compared with what was asked."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import time
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
+
+_RMDIR_RETRIES = (0.05, 0.1, 0.2, 0.4)
+
+
+class ReadBackMismatch(Exception):
+    pass
+
+
+def show_value(prop, canonical):
+    if canonical is None:
+        return None
+    return properties.kind_of(prop).show(canonical)
+
+
+def show_mode(mode):
+    return None if mode is None else '%04o' % mode
+
+
+def _hint(action, exc):
+    code = getattr(exc, 'errno', None)
+    prop = action.prop or ''
+    if code == errno.EBUSY and prop.startswith('memory.') and prop.endswith('limit_in_bytes'):
+        return 'the cgroup uses more memory than the new limit; free memory or raise the limit'
+    if code == errno.EINVAL and prop.startswith('memory.memsw'):
+        return 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes'
+    if code == errno.EINVAL and prop.startswith('cpu.cfs_'):
+        return 'a child\'s CPU quota may not exceed its parent\'s; check the parent\'s cpu.cfs_quota_us'
+    if code in (errno.EINVAL, errno.ENOSPC, errno.EBUSY) and prop.startswith('cpuset.'):
+        return 'the CPUs or memory nodes must exist and lie inside the parent\'s cpuset, and be set before tasks join'
+    if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
+        return 'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children'
+    if code == errno.ENOENT and action.kind == 'write':
+        return 'the kernel has no such file here (controller option or accounting not enabled)'
+    if code == errno.EEXIST:
+        return 'it appeared after it was checked; run again'
+    if code == errno.ENOENT and action.kind == 'mkdir':
+        return 'its parent disappeared after it was checked; run again'
+    if code == errno.EROFS:
+        return 'the hierarchy is mounted read-only'
+    if code == errno.EBUSY and action.kind == 'mount':
+        return 'the controller is already mounted with other controllers; mount them together'
+    return None
+
+
+def describe(action, exc):
+    """'Failed to <verb> <hierarchy>:<cgroup> <what>: <reason>'."""
+    where = '%s:%s' % (action.hierarchy, show_path(action.path))
+    if action.kind == 'write':
+        what = 'write %s %s = %r' % (where, action.prop, '; '.join(t for _f, t in action.writes))
+    elif action.kind in ('chmod', 'chown'):
+        what = '%s %s%s' % (action.kind, where, ' file ' + action.prop if action.prop else '')
+    elif action.kind == 'mount':
+        what = 'mount hierarchy %s at %s' % (action.after, action.spec_value)
+    else:
+        what = '%s %s' % (action.kind, where)
+    if isinstance(exc, OSError) and exc.errno:
+        reason = '%s (%s)' % (exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
+    else:
+        reason = str(exc)
+    hint = _hint(action, exc)
+    return 'Failed to %s: %s%s' % (what, reason, '; ' + hint if hint else '')
+
+
+class Applier:
+    """Applies actions through handles {hierarchy name: cgroupfs.Hierarchy}."""
+
+    def __init__(self, handles, mountpoint, mode):
+        self.handles = handles
+        self.mountpoint = mountpoint
+        self.mode = mode
+        self.journal = []
+        self.created = set()
+        self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
+        self._write_index = {}
+
+    # -- running ---------------------------------------------------------
+    def run(self, actions):
+        """Apply in order. strict/bind: roll back and raise on the first failure.
+        opport: go on with the rest; the caller raises if anything failed."""
+        broken = []
+        for action in actions:
+            blocker = self._blocked_by(action, broken)
+            if blocker:
+                self._fail_item(action, 'skipped: %s could not be created' % blocker)
+                continue
+            try:
+                self._do(action)
+            except (OSError, cgroupfs.NotCgroupFS, ReadBackMismatch) as exc:
+                message = describe(action, exc)
+                if self.mode != 'opport':
+                    self.abort(message)
+                self._fail_item(action, message)
+                if action.kind in ('mkdir', 'mount'):
+                    broken.append((action.hierarchy, action.path))
+        return self.report
+
+    def abort(self, message):
+        """Roll back everything done so far and raise ApplyError."""
+        undone, errors = self.rollback()
+        self.report['rolled_back'] = undone
+        self.report['rollback_errors'] = errors
+        if errors:
+            message += ('. Rollback could not undo %d step(s): %s' % (len(errors), '; '.join(errors)))
+        else:
+            message += '. Rolled back %d step(s); the cgroups are as they were.' % len(undone)
+        raise ApplyError(message, self.report)
+
+    @staticmethod
+    def _blocked_by(action, broken):
+        for h, path in broken:
+            if action.hierarchy == h and action.path[:len(path)] == path:
+                return '%s:%s' % (h, show_path(path))
+        return None
+
+    def _fail_item(self, action, message):
+        self.report['failed_items'].append(dict(
+            cgroup=show_path(action.path), hierarchy=action.hierarchy, action=action.kind,
+            property=action.prop, error=message))
+
+    def _do(self, action):
+        getattr(self, '_do_' + action.kind)(action)
+
+    def _is_new(self, action):
+        return (action.hierarchy, action.path) in self.created
+
+    # -- actions ---------------------------------------------------------
+    def _do_mount(self, action):
+        name, target = action.hierarchy, action.spec_value
+        made_dir = cgroupfs.prepare_mount_dir(self.mountpoint, name)
+        try:
+            cgroupfs.mount('cgroup', target, 'cgroup', action.after)
+        except OSError:
+            if made_dir:
+                cgroupfs.remove_mount_dir(self.mountpoint, name)
+            raise
+        self.journal.append(('mount', name, target, made_dir))
+        self.report['mounted'].append(dict(hierarchy=name, path=target, options=action.after))
+
+    def _do_mkdir(self, action):
+        self.handles[action.hierarchy].mkdir(action.path)
+        self.created.add((action.hierarchy, action.path))
+        self.journal.append(('mkdir', action.hierarchy, action.path))
+        self.report['created'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+
+    def _do_write(self, action):
+        fs = self.handles[action.hierarchy]
+        new = self._is_new(action)
+        if not new and action.before is not None:
+            self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before))
+        for index, (name, text) in enumerate(action.writes):
+            try:
+                fs.write(action.path, name, text)
+            except OSError as exc:
+                if index or not action.fallback or exc.errno != errno.EINVAL:
+                    raise
+                # cfs: the period was refused under the old quota; write the
+                # quota first, then the period again.
+                fb_prop, fb_writes, fb_before = action.fallback
+                if not new and fb_before is not None:
+                    self.journal.append(('write', action.hierarchy, action.path, fb_prop, fb_before))
+                for fb_name, fb_text in fb_writes:
+                    fs.write(action.path, fb_name, fb_text)
+                fs.write(action.path, name, text)
+        kind = properties.kind_of(action.prop)
+        raw = fs.read(action.path, action.prop)
+        if raw is None:
+            raise ReadBackMismatch('%s cannot be read back' % action.prop)
+        current = kind.read(raw)
+        if not kind.same(action.after, current):
+            raise ReadBackMismatch('the kernel accepted the write but %s reads back %r'
+                                   % (action.prop, kind.show(current)))
+        self._record_write(action, kind.show(current))
+
+    def _record_write(self, action, after):
+        key = (action.hierarchy, action.path, action.prop)
+        if key in self._write_index:
+            self._write_index[key]['after'] = after
+            return
+        entry = dict(cgroup=show_path(action.path), hierarchy=action.hierarchy, property=action.prop,
+                     before=show_value(action.prop, action.before), after=after,
+                     spec_value=action.spec_value)
+        self._write_index[key] = entry
+        self.report['writes'].append(entry)
+
+    def _do_chmod(self, action):
+        fs = self.handles[action.hierarchy]
+        if not self._is_new(action) and action.before is not None:
+            self.journal.append(('chmod', action.hierarchy, action.path, action.prop, action.before))
+        fs.chmod(action.path, action.prop, action.after)
+        mode = fs.stat(action.path, action.prop)[0]
+        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
+                                         file=action.prop, mode_before=show_mode(action.before),
+                                         mode_after=show_mode(mode)))
+
+    def _do_chown(self, action):
+        fs = self.handles[action.hierarchy]
+        if not self._is_new(action) and action.before is not None:
+            self.journal.append(('chown', action.hierarchy, action.path, action.prop, action.before))
+        fs.chown(action.path, action.prop, *action.after)
+        _mode, uid, gid = fs.stat(action.path, action.prop)
+        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
+                                         file=action.prop, owner_before=action.before, owner_after=[uid, gid]))
+
+    def _do_rmdir(self, action):
+        fs = self.handles[action.hierarchy]
+        perms = fs.stat(action.path)
+        fs.rmdir(action.path)
+        self.journal.append(('rmdir', action.hierarchy, action.path, perms))
+        self.report['removed'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+
+    # -- rollback --------------------------------------------------------
+    def rollback(self):
+        """Undo the journal backwards. Returns (undone, errors); errors are
+        reported, never hidden."""
+        undone, errors = [], []
+        while self.journal:
+            entry = self.journal.pop()
+            try:
+                getattr(self, '_undo_' + entry[0])(*entry[1:])
+                undone.append(self._show_entry(entry))
+            except (OSError, cgroupfs.NotCgroupFS) as exc:
+                errors.append('%s: %s' % (self._show_entry(entry), exc))
+        return undone, errors
+
+    @staticmethod
+    def _show_entry(entry):
+        if entry[0] == 'mount':
+            return 'mount %s' % entry[2]
+        text = '%s %s:%s' % (entry[0], entry[1], show_path(entry[2]))
+        if entry[0] == 'write':
+            text += ' ' + entry[3]
+        return text
+
+    def _undo_mount(self, name, target, made_dir):
+        handle = self.handles.pop(name, None)
+        if handle is not None:
+            handle.close()
+        cgroupfs.umount(target)
+        if made_dir:
+            cgroupfs.remove_mount_dir(self.mountpoint, name)
+
+    def _undo_mkdir(self, hierarchy, path):
+        fs = self.handles[hierarchy]
+        for delay in _RMDIR_RETRIES + (None,):
+            try:
+                fs.rmdir(path)
+                return
+            except OSError as exc:
+                # EBUSY: a task or a child appeared; give it a moment.
+                if exc.errno != errno.EBUSY or delay is None:
+                    raise
+                time.sleep(delay)
+
+    def _undo_write(self, hierarchy, path, prop, before):
+        fs = self.handles[hierarchy]
+        for name, text in properties.writes_for(prop, before):
+            fs.write(path, name, text)
+
+    def _undo_chmod(self, hierarchy, path, name, mode):
+        self.handles[hierarchy].chmod(path, name, mode)
+
+    def _undo_chown(self, hierarchy, path, name, owner):
+        self.handles[hierarchy].chown(path, name, owner[0], owner[1])
+
+    def _undo_rmdir(self, hierarchy, path, perms):
+        fs = self.handles[hierarchy]
+        fs.mkdir(path, perms[0])
+        fs.chmod(path, None, perms[0])
+        fs.chown(path, None, perms[1], perms[2])

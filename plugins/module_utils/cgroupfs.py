@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe access to one cgroup hierarchy.
+
+Every cgroup is reached from the hierarchy's mount through directory file
+descriptors opened without following symlinks, and every directory is checked
+to be on a cgroup filesystem (statfs magic) and on the same device as the
+mount. A symlink, a bind mount of something else, or a wrong mountpoint can
+therefore never turn into a write elsewhere. Files are never created.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ctypes
+import errno
+import os
+import platform
+import stat
+
+CGROUP_SUPER_MAGIC = 0x27e0eb
+CGROUP2_SUPER_MAGIC = 0x63677270
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+_libc = None
+
+
+class NotCgroupFS(Exception):
+    """The path is not (or no longer) on the expected cgroup filesystem."""
+
+
+def _get_libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def fs_magic(fd):
+    """f_type of fstatfs(fd). f_type is the first field of struct statfs;
+    it is a 32-bit unsigned int on s390x and a native long elsewhere."""
+    buf = ctypes.create_string_buffer(512)
+    if _get_libc().fstatfs(fd, buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    ftype = ctypes.c_uint if platform.machine() == 's390x' else ctypes.c_ulong
+    return ftype.from_buffer(buf).value & 0xffffffff
+
+
+def mount(source, target, fstype, options):
+    if _get_libc().mount(source.encode(), target.encode(), fstype.encode(), 0, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def umount(target):
+    if _get_libc().umount2(target.encode(), 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+class Hierarchy:
+    """One mounted hierarchy, opened safely. Paths are tuples of components."""
+
+    def __init__(self, mount_point, version):
+        self.mount_point = mount_point
+        self.magic = CGROUP2_SUPER_MAGIC if version == 2 else CGROUP_SUPER_MAGIC
+        self._dirs = {}
+        fd = os.open(mount_point, _DIR_FLAGS)
+        try:
+            self._check(fd, mount_point)
+        except Exception:
+            os.close(fd)
+            raise
+        self.dev = os.fstat(fd).st_dev
+        self._dirs[()] = fd
+
+    def _check(self, fd, where):
+        magic = fs_magic(fd)
+        if magic != self.magic:
+            raise NotCgroupFS('%s is not a cgroup%s filesystem (statfs magic 0x%x)'
+                              % (where, '2' if self.magic == CGROUP2_SUPER_MAGIC else '', magic))
+
+    def close(self):
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs = {}
+
+    def _dir(self, path):
+        fd = self._dirs.get(path)
+        if fd is not None:
+            return fd
+        parent = self._dir(path[:-1])
+        fd = os.open(path[-1], _DIR_FLAGS, dir_fd=parent)
+        try:
+            self._check(fd, self.where(path))
+            if os.fstat(fd).st_dev != self.dev:
+                raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path), self.mount_point))
+        except Exception:
+            os.close(fd)
+            raise
+        self._dirs[path] = fd
+        return fd
+
+    def _forget(self, path):
+        for key in [k for k in self._dirs if k[:len(path)] == path and k]:
+            os.close(self._dirs.pop(key))
+
+    def where(self, path, name=None):
+        parts = [self.mount_point.rstrip('/')] + list(path) + ([name] if name else [])
+        return '/'.join(parts)
+
+    def exists(self, path):
+        try:
+            self._dir(path)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise
+
+    def subdirs(self, path):
+        fd = self._dir(path)
+        names = []
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                names.append(entry.name)
+        return sorted(names)
+
+    def read(self, path, name):
+        """The file's text, or None when the cgroup has no such file."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), dir_fd=self._dir(path))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b''.join(chunks).decode('utf-8', 'replace')
+        finally:
+            os.close(fd)
+
+    def write(self, path, name, text):
+        """One write() of text. Never creates the file."""
+        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), dir_fd=self._dir(path))
+        try:
+            if os.fstat(fd).st_dev != self.dev:
+                raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path, name), self.mount_point))
+            data = text.encode('utf-8')
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.EIO, 'short write (%d of %d bytes)' % (written, len(data)))
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path, mode=0o755):
+        os.mkdir(path[-1], mode, dir_fd=self._dir(path[:-1]))
+        self._dir(path)
+
+    def rmdir(self, path):
+        parent = self._dir(path[:-1])
+        self._forget(path)
+        os.rmdir(path[-1], dir_fd=parent)
+
+    def _entry(self, path, name):
+        """(dir fd, entry name) for a cgroup directory (name None) or a file in it."""
+        if name is None:
+            return self._dir(path[:-1]), path[-1]
+        return self._dir(path), name
+
+    def stat(self, path, name=None):
+        """(mode bits, uid, gid), or None when a file does not exist."""
+        if not path and name is None:
+            st = os.fstat(self._dir(()))
+        else:
+            fd, entry = self._entry(path, name)
+            try:
+                st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return None
+                raise
+            if stat.S_ISLNK(st.st_mode):
+                raise NotCgroupFS('%s is a symlink' % self.where(path, name))
+        if st.st_dev != self.dev:
+            raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path, name), self.mount_point))
+        return (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+    def chmod(self, path, name, mode):
+        self.stat(path, name)  # refuses symlinks and other mounts
+        if not path and name is None:
+            os.fchmod(self._dir(()), mode)
+            return
+        fd, entry = self._entry(path, name)
+        os.chmod(entry, mode, dir_fd=fd)
+
+    def chown(self, path, name, uid, gid):
+        uid = -1 if uid is None else uid
+        gid = -1 if gid is None else gid
+        if not path and name is None:
+            os.fchown(self._dir(()), uid, gid)
+            return
+        fd, entry = self._entry(path, name)
+        os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
+
+
+def prepare_mount_dir(mountpoint, name):
+    """Make sure <mountpoint>/<name> is an empty directory that we may mount a
+    hierarchy on. Returns True if it was created. Refuses a mountpoint that is
+    itself a cgroup filesystem (a mkdir there would create a cgroup)."""
+    fd = os.open(mountpoint, _DIR_FLAGS)
+    try:
+        magic = fs_magic(fd)
+        if magic in (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC):
+            raise NotCgroupFS('%s is itself a cgroup filesystem; a hierarchy cannot be mounted inside it'
+                              % mountpoint)
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            os.mkdir(name, 0o755, dir_fd=fd)
+            return True
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotCgroupFS('%s/%s exists and is not a directory' % (mountpoint.rstrip('/'), name))
+        sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        try:
+            if os.listdir(sub):
+                raise NotCgroupFS('%s/%s exists, is not empty and is not a cgroup mount'
+                                  % (mountpoint.rstrip('/'), name))
+        finally:
+            os.close(sub)
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_mount_dir(mountpoint, name):
+    fd = os.open(mountpoint, _DIR_FLAGS)
+    try:
+        os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)

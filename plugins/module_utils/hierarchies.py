@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Discover cgroup hierarchies from /proc/self/mountinfo and /proc/cgroups.
+The parsing functions are pure; read_* do the I/O."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+from collections import namedtuple
+
+Mount = namedtuple('Mount', 'mount_point root fstype super_options dev read_only')
+# name: the directory below the mountpoint; controllers: frozenset, named
+# hierarchies as 'name=systemd'.
+Hierarchy = namedtuple('Hierarchy', 'name mount_point version controllers dev root read_only')
+
+_ESCAPE_RE = re.compile(r'\\([0-7]{3})')
+
+
+def _unescape(field):
+    return _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text):
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split(' ')
+        try:
+            sep = fields.index('-', 6)
+        except ValueError:
+            continue
+        if len(fields) < sep + 3:
+            continue
+        mount_options = fields[5].split(',')
+        mounts.append(Mount(
+            mount_point=_unescape(fields[4]),
+            root=_unescape(fields[3]),
+            fstype=fields[sep + 1],
+            super_options=tuple(fields[sep + 3].split(',')),
+            dev=fields[2],
+            read_only='ro' in mount_options or 'ro' in fields[sep + 3].split(',')))
+    return mounts
+
+
+def parse_proc_cgroups(text):
+    """{controller: hierarchy id} for the controllers the kernel has enabled."""
+    result = {}
+    for line in text.splitlines():
+        if line.startswith('#') or not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) >= 4 and fields[3] == '1':
+            result[fields[0]] = int(fields[1])
+    return result
+
+
+def v1_controllers(mount, known):
+    controllers = set(opt for opt in mount.super_options if opt in known)
+    controllers.update(opt for opt in mount.super_options if opt.startswith('name='))
+    return frozenset(controllers)
+
+
+def discover(mounts, known, mountpoint, v2_controllers=None):
+    """Hierarchies mounted at `mountpoint` (pure v2) or directly below it.
+    Mounts hidden by a later mount on the same point or above it are skipped.
+    v2_controllers(mount_point) reads cgroup.controllers of a cgroup2 mount."""
+    base = mountpoint.rstrip('/') or '/'
+    top = {}
+    for mount in mounts:
+        # A later mount hides earlier ones on the same point and below it.
+        for point in [p for p in top if p == mount.mount_point or p.startswith(mount.mount_point.rstrip('/') + '/')]:
+            del top[point]
+        top[mount.mount_point] = mount
+    found = []
+    for point in sorted(top):
+        mount = top[point]
+        if mount.fstype not in ('cgroup', 'cgroup2'):
+            continue
+        if point != base and os.path.dirname(point) != base:
+            continue
+        name = '' if point == base else os.path.basename(point)
+        if mount.fstype == 'cgroup':
+            controllers, version = v1_controllers(mount, known), 1
+        else:
+            controllers = frozenset(v2_controllers(point) if v2_controllers else ())
+            version = 2
+        found.append(Hierarchy(name=name, mount_point=point, version=version, controllers=controllers,
+                               dev=mount.dev, root=mount.root, read_only=mount.read_only))
+    return found
+
+
+def hierarchy_for(controller, hierarchies):
+    """The v1 hierarchy that has `controller`; a mount named exactly after its
+    controllers is preferred over other mounts of the same hierarchy."""
+    candidates = [h for h in hierarchies if h.version == 1 and controller in h.controllers]
+    if not candidates:
+        v2 = [h for h in hierarchies if h.version == 2 and controller in h.controllers]
+        return v2[0] if v2 else None
+    candidates.sort(key=lambda h: (h.name != ','.join(sorted(h.controllers)), h.name))
+    return candidates[0]
+
+
+def comount_group(controller, kernel_hierarchy_ids):
+    """Controllers the kernel binds together with `controller` (they must be
+    mounted together), e.g. cpu -> ('cpu', 'cpuacct') on some hosts."""
+    if controller.startswith('name='):
+        return (controller,)
+    hid = kernel_hierarchy_ids.get(controller, 0)
+    if hid == 0:
+        return (controller,)
+    return tuple(sorted(c for c, h in kernel_hierarchy_ids.items() if h == hid))
+
+
+def mount_dir_name(controllers):
+    names = [c[len('name='):] if c.startswith('name=') else c for c in controllers]
+    return ','.join(sorted(names))
+
+
+def mount_options(controllers):
+    if len(controllers) == 1 and controllers[0].startswith('name='):
+        return 'none,' + controllers[0]
+    return ','.join(sorted(controllers))
+
+
+def read_mounts(path='/proc/self/mountinfo'):
+    with open(path) as handle:
+        return parse_mountinfo(handle.read())
+
+
+def read_kernel_controllers(path='/proc/cgroups'):
+    try:
+        with open(path) as handle:
+            return parse_proc_cgroups(handle.read())
+    except (IOError, OSError):
+        return {}

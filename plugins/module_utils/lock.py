@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One host-wide lock, so that concurrent restores on a host are serialised."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import fcntl
+import os
+import time
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import LockTimeout
+
+LOCK_DIRS = ('/run/lock', '/run', '/tmp')
+LOCK_NAME = 'checkpoint_restore.cgroups.lock'
+
+
+def lock_path():
+    for directory in LOCK_DIRS:
+        if os.path.isdir(directory):
+            return os.path.join(directory, LOCK_NAME)
+    return os.path.join('/tmp', LOCK_NAME)
+
+
+class HostLock:
+    """flock() on a file in /run/lock; `waited` tells how long we waited."""
+
+    def __init__(self, timeout, path=None):
+        self.timeout = timeout
+        self.path = path or lock_path()
+        self.waited = 0.0
+        self._fd = None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
+        start = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError):
+                if time.monotonic() - start >= self.timeout:
+                    os.close(self._fd)
+                    self._fd = None
+                    raise LockTimeout('Failed to take the host lock %s: another cgroup restore held it for more than '
+                                      '%d seconds. Nothing was written; run again, or raise lock_timeout.'
+                                      % (self.path, self.timeout))
+                time.sleep(0.05)
+        self.waited = time.monotonic() - start
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        return False

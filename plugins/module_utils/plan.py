@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The planner: a pure function of (targets, observed state, options) that
+returns the ordered actions of a restore, or raises Refusal.
+
+Order (DESIGN.md, "Order of writes"):
+  1. mounts;
+  2. top-down over cgroups: mkdir, owner and mode, then the settings that
+     must precede children (cpuset, use_hierarchy, clone_children, devices),
+     widening hierarchical limits, the other settings (memory limit/memsw
+     and cfs period/quota in the order the current values need), file perms;
+  3. bottom-up: narrowing hierarchical limits;
+  4. freezer.state;
+  5. prune, bottom-up.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from collections import namedtuple
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import MISSING
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
+
+# kind: mount | mkdir | rmdir | write | chmod | chown
+# writes: ((file, text), ...) for kind write; fallback: (prop, writes, before)
+# written instead of and before a retry when the first write is refused (cfs).
+Action = namedtuple('Action', 'kind hierarchy path prop writes before after spec_value fallback')
+Plan = namedtuple('Plan', 'actions skipped_prune')
+
+
+def _action(kind, hierarchy, path, prop=None, writes=(), before=None, after=None, spec_value=None, fallback=None):
+    return Action(kind, hierarchy, path, prop, tuple(writes), before, after, spec_value, fallback)
+
+
+def _write(hierarchy, path, prop, before, after, spec_value):
+    return _action('write', hierarchy, path, prop, properties.writes_for(prop, after), before, after, spec_value)
+
+
+def _greater(a, b):
+    """Order for limits where UNLIMITED is the largest."""
+    if a == b:
+        return False
+    if a == UNLIMITED:
+        return True
+    if b == UNLIMITED:
+        return False
+    return a > b
+
+
+class _Phases:
+    def __init__(self):
+        self.early, self.widen, self.normal, self.narrow, self.last = [], [], [], [], []
+
+
+def _current(state, prop, created):
+    """The kernel's current value (canonical), None for a new cgroup."""
+    if created:
+        return None
+    raw = state.values.get(prop)
+    return None if raw is None else properties.kind_of(prop).read(raw)
+
+
+def _property_actions(target, state, created, page_size):
+    h, path, cg = target.hierarchy.name, target.path, target.cgroup
+    phases = _Phases()
+    wanted = dict((p.name, p) for p in cg.properties if applies_to(p.name, target.hierarchy))
+    for name in wanted:
+        if not created and state.values.get(name) is None:
+            raise Refusal('Failed to restore %s:%s property %s: the kernel has no such file in this cgroup%s.'
+                          % (h, show_path(path), name,
+                             ' (swap accounting is off: boot with swapaccount=1)' if '.memsw.' in name else ''))
+    pending = {}
+    for name, prop in sorted(wanted.items()):
+        kind = properties.kind_of(name)
+        current = _current(state, name, created)
+        if current is not None and kind.same(prop.value, current, page_size):
+            continue
+        pending[name] = (prop, current)
+
+    def emit(bucket, name):
+        prop, current = pending.pop(name)
+        bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
+
+    # memory.limit_in_bytes and memsw: memsw must stay >= limit at every step.
+    limit_name, memsw_name = properties.MEMORY_PAIR
+    if limit_name in pending or memsw_name in pending:
+        limit = wanted.get(limit_name)
+        current_limit = _current(state, limit_name, created)
+        raising = limit is not None and current_limit is not None and _greater(limit.value, current_limit)
+        for name in ((memsw_name, limit_name) if raising else (limit_name, memsw_name)):
+            if name in pending:
+                emit(phases.normal, name)
+
+    # cfs period and quota: the pair goes top-down when the share grows,
+    # bottom-up when it shrinks; a refused period write is retried after the quota.
+    period_name, quota_name = properties.CFS_PAIR
+    if period_name in pending or quota_name in pending:
+        bucket = phases.widen if _cfs_grows(wanted, state, created) else phases.narrow
+        if period_name in pending:
+            emit(bucket, period_name)
+            if quota_name in wanted:
+                quota = wanted[quota_name]
+                before = _current(state, quota_name, created)
+                fb = _write(h, path, quota_name, before, quota.value, quota.spec_value)
+                bucket[-1] = bucket[-1]._replace(fallback=(quota_name, fb.writes, before))
+        if quota_name in pending:
+            emit(bucket, quota_name)
+
+    for name in sorted(pending):
+        prop, current = pending[name]
+        if name in properties.HIERARCHICAL_SETS and current is not None:
+            # Widen to the union top-down, then narrow bottom-up: a child's
+            # set must always be inside its parent's.
+            union = current | prop.value
+            if union != current:
+                phases.widen.append(_write(h, path, name, current, union, prop.spec_value))
+            if union != prop.value:
+                phases.narrow.append(_write(h, path, name, union, prop.value, prop.spec_value))
+        elif name in properties.EARLY:
+            phases.early.append(_write(h, path, name, current, prop.value, prop.spec_value))
+        elif name in properties.HIERARCHICAL_NUMBERS:
+            bucket = phases.widen if current is None or _greater(prop.value, current) else phases.narrow
+            bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
+        elif name in properties.LAST:
+            phases.last.append(_write(h, path, name, current, prop.value, prop.spec_value))
+        else:
+            phases.normal.append(_write(h, path, name, current, prop.value, prop.spec_value))
+    return phases
+
+
+def _cfs_grows(wanted, state, created):
+    """True when quota/period grows (more CPU), comparing desired to current."""
+    if created:
+        return False  # a new cgroup starts unlimited: any quota narrows it
+    def share(quota, period):
+        if quota is None or period is None or quota == UNLIMITED:
+            return float('inf')
+        return float(quota) / period
+    period_name, quota_name = properties.CFS_PAIR
+    cur_period = _current(state, period_name, created)
+    cur_quota = _current(state, quota_name, created)
+    new_period = wanted[period_name].value if period_name in wanted else cur_period
+    new_quota = wanted[quota_name].value if quota_name in wanted else cur_quota
+    return share(new_quota, new_period) > share(cur_quota, cur_period)
+
+
+def _perm_actions(target, state, created):
+    h, path, cg = target.hierarchy.name, target.path, target.cgroup
+    actions = []
+    entries = []
+    if cg.perms is not None:
+        entries.append((None, cg.perms, state.perms))
+    for name, perms in cg.file_perms:
+        if applies_to(name, target.hierarchy):
+            if not created and state.file_perms.get(name) is None:
+                raise Refusal('Failed to restore %s:%s file_perms of %s: the kernel has no such file in this cgroup.'
+                              % (h, show_path(path), name))
+            entries.append((name, perms, state.file_perms.get(name)))
+    for name, perms, current in entries:
+        cur_mode, cur_uid, cur_gid = current if current and not created else (None, None, None)
+        if (perms.uid is not None and perms.uid != cur_uid) or (perms.gid is not None and perms.gid != cur_gid):
+            actions.append(_action('chown', h, path, name, before=None if created else (cur_uid, cur_gid),
+                                   after=(perms.uid, perms.gid)))
+        if perms.mode is not None and perms.mode != cur_mode:
+            actions.append(_action('chmod', h, path, name, before=cur_mode, after=perms.mode))
+    return actions
+
+
+def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False):
+    """Ordered actions for a restore, or Refusal. Pure."""
+    def state_of(h, path):
+        return observed.cgroups.get((h, path), MISSING)
+
+    actions = []
+    for name in sorted(planned_mounts):
+        if mode == 'bind':
+            raise Refusal('Failed to restore in bind mode: hierarchy %s is not mounted under the mountpoint; '
+                          'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % name)
+        hierarchy = planned_mounts[name]
+        actions.append(_action('mount', name, (), after=hz.mount_options(sorted(hierarchy.controllers)),
+                               spec_value=hierarchy.mount_point))
+
+    by_hierarchy = {}
+    for t in targets:
+        by_hierarchy.setdefault(t.hierarchy.name, {})[t.path] = t
+    conflicts = []
+    created = set()
+    top_down = []
+    for h, paths in sorted(by_hierarchy.items()):
+        for path, target in sorted(paths.items()):
+            top_level = not any(p in paths for p in ancestors(path))
+            for anc in ancestors(path):
+                if anc in paths or (h, anc) in created or state_of(h, anc).exists:
+                    continue
+                if top_level and mode == 'bind':
+                    raise Refusal('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount '
+                                  'the container\'s top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+                created.add((h, anc))
+                top_down.append((len(anc), h, anc, None))
+            exists = not path or state_of(h, path).exists
+            if not exists:
+                if top_level and mode == 'bind':
+                    raise Refusal('Failed to restore %s:%s in bind mode: the top-level cgroup does not exist; premount '
+                                  'it first (role checkpoint_restore.cgroups.cgroup_premount).' % (h, show_path(path)))
+                created.add((h, path))
+            elif path:
+                conflicts.append('%s:%s' % (h, show_path(path)))
+            top_down.append((len(path), h, path, target))
+
+    phases = _Phases()
+    setup = []
+    top_down.sort(key=lambda item: (item[0], item[1], item[2]))
+    for _depth, h, path, target in top_down:
+        is_new = (h, path) in created
+        block = []
+        if is_new:
+            block.append(_action('mkdir', h, path))
+        if target is not None:
+            state = state_of(h, path)
+            restore = restore_properties == 'all' or (restore_properties == 'created' and is_new)
+            # A new cgroup always gets its owner and mode; an adopted one only
+            # when its properties are restored too.
+            perms = _perm_actions(target, state, is_new) if restore or is_new else []
+            block.extend(a for a in perms if a.prop is None)
+            if restore:
+                own = _property_actions(target, state, is_new, observed.page_size)
+                block.extend(own.early + own.widen + own.normal)
+                phases.narrow.extend(own.narrow)
+                phases.last.extend(own.last)
+            block.extend(a for a in perms if a.prop is not None)
+        setup.extend(block)
+
+    narrow = sorted(phases.narrow, key=lambda a: -len(a.path))
+    actions.extend(setup + narrow + phases.last)
+
+    if mode == 'strict' and conflicts and [a for a in actions if a.kind != 'mount']:
+        raise Refusal('Failed to restore in strict mode: %d cgroup(s) of the spec already exist and differ from it: '
+                      '%s. Nothing was written. Use mode=opport to adopt them, or remove them first.'
+                      % (len(conflicts), ', '.join(conflicts[:10]) + (' ...' if len(conflicts) > 10 else '')))
+
+    skipped = []
+    if prune:
+        removals, skipped = _prune(by_hierarchy, observed)
+        actions.extend(removals)
+    return Plan(actions=actions, skipped_prune=skipped)
+
+
+def _prune(by_hierarchy, observed):
+    """rmdir, bottom-up, every empty cgroup below a top-level cgroup of the
+    spec that the spec does not name. A cgroup with tasks, and its
+    ancestors, are kept."""
+    removals, skipped = [], []
+    for (h, top), entries in sorted(observed.subtrees.items()):
+        named = set()
+        for path in by_hierarchy.get(h, {}):
+            named.add(path)
+            named.update(ancestors(path))
+        keep = set()
+        for path, has_tasks in entries:
+            if path in named:
+                keep.add(path)
+            elif has_tasks:
+                keep.add(path)
+                skipped.append('%s:%s' % (h, show_path(path)))
+        for path in list(keep):
+            keep.update(ancestors(path))
+        doomed = [p for p, _t in entries if p not in keep]
+        for path in sorted(doomed, key=lambda p: (-len(p), p)):
+            removals.append(_action('rmdir', h, path))
+    return removals, skipped

@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""cgroup_restore's core: read the spec, take the host lock, observe, plan,
+apply. Returns the module result or raises a CgroupError."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import grp
+import os
+import pwd
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import (
+    Applier, show_mode, show_value)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
+    ApplyError, Refusal, SpecError)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import observe
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+
+
+def resolve_id(field, name):
+    try:
+        return (pwd.getpwnam(name).pw_uid if field == 'uid' else grp.getgrnam(name).gr_gid)
+    except KeyError:
+        return None
+
+
+def read_request(params):
+    """Validate the module's parameters into (spec, options)."""
+    mode = sp.parse_mode(params.get('mode') or 'strict')
+    if params.get('prune') and mode == 'strict':
+        raise SpecError('Invalid options: prune works only with mode opport or bind; strict never adopts '
+                        'existing cgroups, so it has nothing to prune.')
+    data = params.get('spec')
+    if data is None:
+        data = sp.read_spec_file(params['src'])
+    spec = sp.load_spec(data, resolve=resolve_id)
+    options = sp.Options(
+        mode=mode,
+        restore_properties=params.get('restore_properties') or 'all',
+        prune=bool(params.get('prune')),
+        remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
+        mountpoint=params.get('mountpoint') or '/sys/fs/cgroup')
+    return spec, options
+
+
+class _Host:
+    """The hierarchies under the mountpoint and safe handles to them."""
+
+    def __init__(self, mountpoint):
+        self.mountpoint = mountpoint
+        self.handles = {}
+        self.rediscover()
+
+    def rediscover(self):
+        if not os.path.isdir(self.mountpoint):
+            raise Refusal('Failed to restore: mountpoint %s does not exist or is not a directory.' % self.mountpoint)
+        self.kernel = hz.read_kernel_controllers()
+        self.hierarchies = hz.discover(hz.read_mounts(), self.kernel, self.mountpoint, _read_v2_controllers)
+
+    def open(self, targets):
+        for target in targets:
+            name = target.hierarchy.name
+            if target.planned or name in self.handles:
+                continue
+            try:
+                self.handles[name] = cgroupfs.Hierarchy(target.hierarchy.mount_point, target.hierarchy.version)
+            except (OSError, cgroupfs.NotCgroupFS) as exc:
+                raise Refusal('Failed to open hierarchy %s at %s: %s. Nothing was written.'
+                              % (name, target.hierarchy.mount_point, exc))
+
+    def close(self):
+        for handle in self.handles.values():
+            handle.close()
+        self.handles = {}
+
+
+def _read_v2_controllers(mount_point):
+    try:
+        with open(os.path.join(mount_point, 'cgroup.controllers')) as handle:
+            return handle.read().split()
+    except (IOError, OSError):
+        return []
+
+
+def _observe_and_plan(host, spec, options):
+    targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint)
+    host.open(targets)
+    try:
+        observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)
+    except (OSError, cgroupfs.NotCgroupFS) as exc:
+        raise Refusal('Failed to read the current cgroups: %s. Nothing was written.' % exc)
+    plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune)
+    return targets, observed, plan
+
+
+def run(params, check_mode=False, want_diff=False, warn=None):
+    warn = warn or (lambda message: None)
+    spec, options = read_request(params)
+    with HostLock(params.get('lock_timeout') or 60) as lock:
+        if lock.waited >= 0.05:
+            warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
+        host = _Host(options.mountpoint)
+        try:
+            targets, observed, plan = _observe_and_plan(host, spec, options)
+            result = predicted_report(plan.actions)
+            for path in plan.skipped_prune:
+                warn('Not pruned: %s has tasks.' % path)
+            if want_diff:
+                result['diff'] = make_diff(targets, observed, plan.actions)
+            if check_mode or not plan.actions:
+                result.update(changed=bool(plan.actions), mode=options.mode, lock_waited=round(lock.waited, 3))
+                return result
+            report = _apply(host, spec, options, plan)
+        finally:
+            host.close()
+    report.update(changed=True, mode=options.mode, lock_waited=round(lock.waited, 3))
+    if want_diff:
+        report['diff'] = result['diff']
+    return report
+
+
+def _apply(host, spec, options, plan):
+    applier = Applier(host.handles, options.mountpoint, options.mode)
+    mounts = [a for a in plan.actions if a.kind == 'mount']
+    actions = plan.actions
+    if mounts:
+        # The cgroups inside a hierarchy are visible only once it is mounted:
+        # mount, then look again and plan the rest.
+        applier.run(mounts)
+        try:
+            host.rediscover()
+            _targets, _observed, replan = _observe_and_plan(host, spec, options)
+        except Refusal as exc:
+            applier.abort(str(exc))
+        actions = [a for a in replan.actions if a.kind != 'mount']
+    report = applier.run(actions)
+    if report['failed_items']:
+        report['changed'] = bool(report['created'] or report['writes'] or report['perms']
+                                 or report['removed'] or report['mounted'])
+        raise ApplyError('Failed to apply %d item(s) in opport mode; the rest was applied: %s'
+                         % (len(report['failed_items']), '; '.join(i['error'] for i in report['failed_items'][:5])),
+                         report)
+    return report
+
+
+def predicted_report(actions):
+    """What a run of these actions reports, before it runs (check mode)."""
+    report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
+    writes = {}
+    for a in actions:
+        where = dict(cgroup=sp.show_path(a.path), hierarchy=a.hierarchy)
+        if a.kind == 'mount':
+            report['mounted'].append(dict(hierarchy=a.hierarchy, path=a.spec_value, options=a.after))
+        elif a.kind == 'mkdir':
+            report['created'].append(where)
+        elif a.kind == 'rmdir':
+            report['removed'].append(where)
+        elif a.kind == 'write':
+            key = (a.hierarchy, a.path, a.prop)
+            if key in writes:
+                writes[key]['after'] = show_value(a.prop, a.after)
+                continue
+            writes[key] = dict(where, property=a.prop, before=show_value(a.prop, a.before),
+                               after=show_value(a.prop, a.after), spec_value=a.spec_value)
+            report['writes'].append(writes[key])
+        elif a.kind == 'chmod':
+            report['perms'].append(dict(where, file=a.prop, mode_before=show_mode(a.before),
+                                        mode_after=show_mode(a.after)))
+        elif a.kind == 'chown':
+            report['perms'].append(dict(where, file=a.prop, owner_before=a.before, owner_after=list(a.after)))
+    return report
+
+
+def make_diff(targets, observed, actions):
+    """A readable tree: sorted lines 'hierarchy:cgroup' and
+    'hierarchy:cgroup property = value', before and after."""
+    before_dirs, after_dirs, before_values = set(), set(), {}
+    for t in targets:
+        h, path = t.hierarchy.name, t.path
+        state = observed.cgroups.get((h, path))
+        head = '%s:%s' % (h, sp.show_path(path))
+        if path and (state is None or not state.exists):
+            continue
+        before_dirs.add(head)
+        for prop in t.cgroup.properties:
+            raw = state.values.get(prop.name) if state is not None else None
+            if raw is not None and tg.applies_to(prop.name, t.hierarchy):
+                kind = properties.kind_of(prop.name)
+                before_values[(head, prop.name)] = kind.show(kind.read(raw))
+    after_dirs.update(before_dirs)
+    after_values = dict(before_values)
+    for a in actions:
+        head = '%s:%s' % (a.hierarchy, sp.show_path(a.path))
+        if a.kind == 'mkdir':
+            after_dirs.add(head)
+        elif a.kind == 'rmdir':
+            before_dirs.add(head)
+            after_dirs.discard(head)
+        elif a.kind == 'write':
+            after_values[(head, a.prop)] = show_value(a.prop, a.after)
+
+    def render(dirs, values):
+        lines = list(dirs) + ['%s %s = %s' % (head, prop, value.replace('\n', ', '))
+                              for (head, prop), value in values.items()]
+        return '\n'.join(sorted(lines)) + '\n'
+    return dict(before=render(before_dirs, before_values), after=render(after_dirs, after_values))

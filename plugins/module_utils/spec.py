@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read the native spec (version 1) and the module's options into plain
+immutable objects. No I/O here except reading a spec file and resolving
+user and group names."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+from collections import namedtuple
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
+
+MODES = ('strict', 'opport', 'bind')
+RESTORE_PROPERTIES = ('all', 'created', 'none')
+_FULL_FORM_KEYS = frozenset(['controllers', 'perms', 'file_perms', 'properties'])
+_NAME_MAX = 255
+
+Perms = namedtuple('Perms', 'mode uid gid')
+Property = namedtuple('Property', 'name value spec_value')
+CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms properties')
+Spec = namedtuple('Spec', 'cgroups')
+Remap = namedtuple('Remap', 'root roots root_from')
+Options = namedtuple('Options', 'mode restore_properties prune remap mountpoint')
+
+
+def show_path(path):
+    """('ct101', 'worker') -> 'ct101/worker'; () -> '/'."""
+    return '/'.join(path) if path else '/'
+
+
+def parse_mode(mode):
+    words = [w.strip() for w in str(mode).replace('|', ',').replace('+', ',').split(',') if w.strip()]
+    if len(words) != 1 or words[0] not in MODES:
+        raise SpecError(
+            "Invalid mode %r: choose exactly one of strict, opport or bind; "
+            "modes cannot be combined." % (mode,))
+    return words[0]
+
+
+def split_path(text, what='cgroup path'):
+    """Validate a cgroup path and split it into components; '/' is ()."""
+    if not isinstance(text, str):
+        raise SpecError('Invalid %s %r: expected a string.' % (what, text))
+    if text == '':
+        raise SpecError('Invalid %s: it is empty; use "/" for the hierarchy root.' % what)
+    if len(text.encode('utf-8', 'surrogateescape')) > 4096:
+        raise SpecError('Invalid %s %r: longer than 4096 bytes.' % (what, text[:64] + '...'))
+    # One leading and one trailing slash are allowed: '/ct101/' is 'ct101'.
+    inner = text[1:] if text.startswith('/') else text
+    inner = inner[:-1] if inner.endswith('/') else inner
+    if inner == '':
+        return ()
+    components = tuple(inner.split('/'))
+    for component in components:
+        reason = _component_problem(component)
+        if reason:
+            raise SpecError('Invalid %s %r: component %r %s.' % (what, text, component, reason))
+    return components
+
+
+def _component_problem(component):
+    if component == '':
+        return 'is empty (a double slash)'
+    if component in ('.', '..'):
+        return 'is a relative reference'
+    if '\x00' in component:
+        return 'contains a NUL byte'
+    if any(ord(c) < 32 or ord(c) == 127 for c in component):
+        return 'contains a control character'
+    if len(component.encode('utf-8', 'surrogateescape')) > _NAME_MAX:
+        return 'is longer than %d bytes' % _NAME_MAX
+    if properties.is_control_file_name(component):
+        return 'is named like a cgroup control file'
+    return None
+
+
+def _parse_mode_bits(where, value):
+    if isinstance(value, bool):
+        raise SpecError('Invalid spec: %s: mode must be an octal string such as "0755".' % where)
+    if isinstance(value, int):
+        mode = value
+    elif isinstance(value, str) and value.strip() and all(c in '01234567' for c in value.strip()):
+        mode = int(value.strip(), 8)
+    else:
+        raise SpecError('Invalid spec: %s: mode %r is not an octal mode such as "0755".' % (where, value))
+    if not 0 <= mode <= 0o7777:
+        raise SpecError('Invalid spec: %s: mode %r is out of range.' % (where, value))
+    return mode
+
+
+def _parse_id(where, field, value, resolve):
+    if isinstance(value, bool):
+        raise SpecError('Invalid spec: %s: %s must be a number or a name.' % (where, field))
+    if isinstance(value, int):
+        if value < 0 or value > 0xfffffffe:
+            raise SpecError('Invalid spec: %s: %s %d is out of range.' % (where, field, value))
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return _parse_id(where, field, int(value.strip()), resolve)
+    if isinstance(value, str) and value.strip():
+        resolved = resolve(field, value.strip()) if resolve else None
+        if resolved is None:
+            raise SpecError('Invalid spec: %s: %s %r does not exist on this host.' % (where, field, value))
+        return resolved
+    raise SpecError('Invalid spec: %s: %s %r is not a number or a name.' % (where, field, value))
+
+
+def parse_perms(where, data, resolve=None):
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise SpecError('Invalid spec: %s: perms must be a mapping of mode, uid and gid.' % where)
+    unknown = set(data) - set(['mode', 'uid', 'gid'])
+    if unknown:
+        raise SpecError('Invalid spec: %s: unknown perms key(s) %s; use mode, uid and gid.'
+                        % (where, ', '.join(sorted(str(k) for k in unknown))))
+    return Perms(
+        mode=_parse_mode_bits(where, data['mode']) if data.get('mode') is not None else None,
+        uid=_parse_id(where, 'uid', data['uid'], resolve) if data.get('uid') is not None else None,
+        gid=_parse_id(where, 'gid', data['gid'], resolve) if data.get('gid') is not None else None)
+
+
+def _parse_controllers(where, value):
+    if isinstance(value, str):
+        value = [c.strip() for c in value.split(',')]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise SpecError('Invalid spec: %s: controllers must be a non-empty list of names.' % where)
+    names = []
+    for name in value:
+        if not isinstance(name, str) or not name or not all(
+                c.isalnum() or c in '_=-.' for c in name) or name.startswith('name=') and len(name) == 5:
+            raise SpecError('Invalid spec: %s: %r is not a controller name.' % (where, name))
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
+def _parse_property(where, name, value):
+    reason = properties.refusal_reason(name)
+    if reason:
+        raise SpecError('Invalid spec: %s, property %r: refused, %s.' % (where, name, reason))
+    if value is None:
+        raise SpecError('Invalid spec: %s, property %r: the value is empty.' % (where, name))
+    try:
+        canonical = properties.kind_of(name).parse(value)
+    except ValueError as exc:
+        raise SpecError('Invalid spec: %s, property %r: %s.' % (where, name, exc))
+    return Property(name, canonical, value)
+
+
+def _parse_cgroup(key, body, resolve):
+    path = split_path(key)
+    where = 'cgroup %r' % show_path(path)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise SpecError('Invalid spec: %s: expected a mapping of properties or of '
+                        'controllers/perms/file_perms/properties.' % where)
+    if _FULL_FORM_KEYS.intersection(body):
+        unknown = set(body) - _FULL_FORM_KEYS
+        if unknown:
+            raise SpecError('Invalid spec: %s: unknown key(s) %s; put properties under "properties".'
+                            % (where, ', '.join(sorted(str(k) for k in unknown))))
+        props = body.get('properties') or {}
+        if not isinstance(props, dict):
+            raise SpecError('Invalid spec: %s: properties must be a mapping.' % where)
+    else:
+        props = body
+    for name in props:
+        if not isinstance(name, str):
+            raise SpecError('Invalid spec: %s: property name %r is not a string.' % (where, name))
+    parsed = tuple(_parse_property(where, name, props[name]) for name in sorted(props))
+    if 'memory.limit_in_bytes' in props and 'memory.memsw.limit_in_bytes' in props:
+        _check_memsw(where, parsed)
+    file_perms = body.get('file_perms') or {}
+    if not isinstance(file_perms, dict):
+        raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % where)
+    files = []
+    for name in sorted(file_perms, key=str):
+        if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
+            raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.' % (where, name))
+        files.append((name, parse_perms('%s, file %r' % (where, name), file_perms[name], resolve)))
+    controllers = body.get('controllers')
+    return CgroupSpec(
+        path=path,
+        controllers=_parse_controllers(where, controllers) if controllers is not None else None,
+        perms=parse_perms(where, body.get('perms'), resolve),
+        file_perms=tuple(files),
+        properties=parsed)
+
+
+def _check_memsw(where, parsed):
+    by_name = dict((p.name, p.value) for p in parsed)
+    limit, memsw = by_name['memory.limit_in_bytes'], by_name['memory.memsw.limit_in_bytes']
+    if memsw != 'max' and (limit == 'max' or memsw < limit):
+        raise SpecError('Invalid spec: %s, property \'memory.memsw.limit_in_bytes\': it must be at least '
+                        'memory.limit_in_bytes; the kernel refuses a smaller value.' % where)
+
+
+def _derive_controllers(cgroups):
+    """Fill in controllers: explicit, else those of the properties plus the
+    parent's (a subcgroup lives where its container lives)."""
+    by_path = {}
+    result = []
+    for cg in sorted(cgroups, key=lambda c: (len(c.path), c.path)):
+        where = 'cgroup %r' % show_path(cg.path)
+        own = set(filter(None, (properties.controller_of(p.name) for p in cg.properties)))
+        own.update(filter(None, (properties.controller_of(name) for name, _perms in cg.file_perms)))
+        if cg.controllers is not None:
+            missing = own - set(cg.controllers)
+            if missing:
+                raise SpecError('Invalid spec: %s: it has properties of %s, which is not in its controllers %s.'
+                                % (where, ', '.join(sorted(missing)), ', '.join(cg.controllers)))
+            controllers = cg.controllers
+        else:
+            parent = _nearest_parent(cg.path, by_path)
+            inherited = set(parent.controllers) if parent is not None else set()
+            controllers = tuple(sorted(own | inherited))
+        if not controllers and cg.path:
+            raise SpecError('Invalid spec: %s: cannot tell which hierarchies it belongs to; '
+                            'give "controllers" or properties of a controller.' % where)
+        cg = cg._replace(controllers=controllers)
+        by_path[cg.path] = cg
+        result.append(cg)
+    return tuple(result)
+
+
+def _nearest_parent(path, by_path):
+    for depth in range(len(path) - 1, -1, -1):
+        if path[:depth] in by_path and (depth > 0 or () in by_path):
+            return by_path[path[:depth]]
+    return None
+
+
+def load_spec(data, resolve=None):
+    """Validate a native spec mapping and return a Spec."""
+    if not isinstance(data, dict):
+        raise SpecError('Invalid spec: expected a mapping with "version" and "cgroups".')
+    unknown = set(data) - set(['version', 'cgroups'])
+    if unknown:
+        raise SpecError('Invalid spec: unknown top-level key(s) %s; expected version and cgroups.'
+                        % ', '.join(sorted(str(k) for k in unknown)))
+    version = data.get('version', 1)
+    if version not in (1, '1'):
+        raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
+    cgroups = data.get('cgroups')
+    if not isinstance(cgroups, dict) or not cgroups:
+        raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')
+    parsed = []
+    seen = {}
+    for key in cgroups:
+        if not isinstance(key, str):
+            raise SpecError('Invalid spec: cgroup path %r is not a string.' % (key,))
+        cg = _parse_cgroup(key, cgroups[key], resolve)
+        if cg.path in seen:
+            raise SpecError('Invalid spec: %r and %r name the same cgroup.' % (seen[cg.path], key))
+        seen[cg.path] = key
+        parsed.append(cg)
+    return Spec(cgroups=_derive_controllers(parsed))
+
+
+def read_spec_file(path):
+    """Load a JSON or YAML spec file from the target."""
+    try:
+        with open(path, 'rb') as handle:
+            text = handle.read().decode('utf-8')
+    except (IOError, OSError) as exc:
+        raise SpecError('Failed to read spec file %s: %s.' % (path, exc.strerror or exc))
+    except UnicodeDecodeError:
+        raise SpecError('Failed to read spec file %s: it is not UTF-8 text.' % path)
+    stripped = text.lstrip()
+    if stripped.startswith('{'):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise SpecError('Failed to parse spec file %s as JSON: %s.' % (path, exc))
+    try:
+        import yaml
+    except ImportError:
+        raise SpecError('Failed to read spec file %s: it is YAML, and PyYAML is not installed on this '
+                        'host; install python3-yaml or give the spec as JSON.' % path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError('Failed to parse spec file %s as YAML: %s.' % (path, exc))
+
+
+def parse_remap(root, roots, root_from):
+    """Root remap options: root (every controller) and roots (per controller)."""
+    new_root = split_path(root, 'root') if root else ()
+    per_controller = {}
+    for controller, value in (roots or {}).items():
+        if not isinstance(controller, str) or not controller:
+            raise SpecError('Invalid roots: key %r is not a controller name.' % (controller,))
+        per_controller[controller] = split_path(value, 'root for controller %s' % controller)
+    old = split_path(root_from, 'root_from') if root_from else None
+    return Remap(root=new_root, roots=per_controller, root_from=old)
+
+
+def remap_path(path, hierarchy_controllers, remap):
+    """Where a spec path lives in a hierarchy. Prefixes match whole components,
+    so root_from 'a' moves 'a/x' but never 'ab'."""
+    matches = set(tuple(remap.roots[c]) for c in hierarchy_controllers if c in remap.roots)
+    if len(matches) > 1:
+        raise SpecError('Invalid roots: controllers %s share one hierarchy but are given different roots.'
+                        % ', '.join(sorted(c for c in hierarchy_controllers if c in remap.roots)))
+    new_root = matches.pop() if matches else remap.root
+    if remap.root_from is None:
+        return new_root + path
+    old = remap.root_from
+    if path[:len(old)] == old:
+        return new_root + path[len(old):]
+    return path

@@ -1,0 +1,376 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Value kinds of cgroup files: parse a spec value, read the kernel's text,
+compare the two the way the kernel means them, and render text to write.
+
+Pure functions only; the page size is passed in by the caller.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+UNLIMITED = 'max'
+# Anything at or above 4 EiB is the kernel's "no limit" (v1 reads back
+# 9223372036854771712 for -1, which depends on the page size).
+_UNLIMITED_FLOOR = 1 << 62
+_SUFFIXES = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50, 'e': 1 << 60}
+_SIZE_RE = re.compile(r'^([0-9]+)\s*([kmgtpe]?)(i?b)?$', re.IGNORECASE)
+_INT_RE = re.compile(r'^-?[0-9]+$')
+
+
+def _scalar_text(value):
+    """Text of a scalar spec value; lists and mappings are not scalars."""
+    if isinstance(value, bool):
+        return '1' if value else '0'
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float):
+            if value != int(value):
+                raise ValueError('expected a whole number, got %r' % (value,))
+            value = int(value)
+        return str(value)
+    if isinstance(value, str):
+        if '\x00' in value:
+            raise ValueError('the value contains a NUL byte')
+        return value.strip()
+    raise ValueError('expected a number or a string, got %s' % type(value).__name__)
+
+
+def _single_line(text):
+    if '\n' in text or '\r' in text:
+        raise ValueError('expected a single line, got a value with a line break')
+    return text
+
+
+class Kind:
+    """Default kind: text compared as text, or as integers when both are."""
+
+    name = 'text'
+    multi_line = False
+
+    def parse(self, value):
+        if isinstance(value, (list, tuple)):
+            return tuple(_single_line(_scalar_text(v)) for v in value)
+        return _single_line(_scalar_text(value))
+
+    def read(self, raw):
+        text = raw.strip()
+        return tuple(text.splitlines()) if '\n' in text else text
+
+    def same(self, desired, current, page_size=4096):
+        if isinstance(desired, str) and isinstance(current, str):
+            if _INT_RE.match(desired) and _INT_RE.match(current):
+                return int(desired) == int(current)
+        return desired == current
+
+    def render(self, canonical):
+        """Text for each write(); one write per line."""
+        if isinstance(canonical, tuple):
+            return list(canonical)
+        return [canonical]
+
+    def show(self, canonical):
+        if isinstance(canonical, tuple):
+            return '\n'.join(canonical)
+        return str(canonical)
+
+
+class MemorySize(Kind):
+    """Byte sizes with K/M/G suffixes, rounded down by the kernel."""
+
+    name = 'memory size'
+
+    def __init__(self, granularity=None, unlimited_text='-1'):
+        self.granularity = granularity  # None: the page size
+        self.unlimited_text = unlimited_text
+
+    def parse(self, value):
+        text = _scalar_text(value).lower()
+        if text in ('-1', 'max', 'unlimited', 'infinity'):
+            return UNLIMITED
+        match = _SIZE_RE.match(text)
+        if not match:
+            raise ValueError('expected a size in bytes (suffix K, M, G, T), -1 or max, got %r' % (value,))
+        size = int(match.group(1)) * _SUFFIXES[match.group(2)]
+        return UNLIMITED if size >= _UNLIMITED_FLOOR else size
+
+    def read(self, raw):
+        text = raw.strip()
+        if text == 'max':
+            return UNLIMITED
+        size = int(text)
+        return UNLIMITED if size >= _UNLIMITED_FLOOR or size < 0 else size
+
+    def same(self, desired, current, page_size=4096):
+        if desired == UNLIMITED or current == UNLIMITED:
+            return desired == current
+        step = self.granularity or page_size
+        return desired // step * step == current // step * step
+
+    def render(self, canonical):
+        return [self.unlimited_text if canonical == UNLIMITED else str(canonical)]
+
+
+class Integer(Kind):
+    """Whole numbers, optionally with an unlimited value and kernel clamping."""
+
+    name = 'integer'
+
+    def __init__(self, minimum=None, maximum=None, unlimited_text=None, clamp=False):
+        self.minimum = minimum
+        self.maximum = maximum
+        self.unlimited_text = unlimited_text  # '-1' or 'max' when the file has one
+        self.clamp = clamp
+
+    def parse(self, value):
+        text = _scalar_text(value).lower()
+        if self.unlimited_text is not None and text in ('-1', 'max', 'unlimited'):
+            return UNLIMITED
+        if not _INT_RE.match(text):
+            raise ValueError('expected a whole number%s, got %r'
+                             % (' or max' if self.unlimited_text else '', value))
+        number = int(text)
+        if not self.clamp:
+            if self.minimum is not None and number < self.minimum:
+                raise ValueError('%d is below the minimum %d' % (number, self.minimum))
+            if self.maximum is not None and number > self.maximum:
+                raise ValueError('%d is above the maximum %d' % (number, self.maximum))
+        elif number < 0:
+            raise ValueError('expected a positive number, got %d' % number)
+        return number
+
+    def read(self, raw):
+        text = raw.strip()
+        if text == 'max' or (self.unlimited_text == '-1' and text == '-1'):
+            return UNLIMITED
+        return int(text)
+
+    def _clamped(self, number):
+        if number == UNLIMITED or not self.clamp:
+            return number
+        if self.minimum is not None:
+            number = max(self.minimum, number)
+        if self.maximum is not None:
+            number = min(self.maximum, number)
+        return number
+
+    def same(self, desired, current, page_size=4096):
+        return self._clamped(desired) == current
+
+    def render(self, canonical):
+        if canonical == UNLIMITED:
+            return [self.unlimited_text]
+        return [str(canonical)]
+
+
+class Flag(Integer):
+    """0 or 1; booleans accepted."""
+
+    name = 'flag'
+
+    def __init__(self):
+        super(Flag, self).__init__(minimum=0, maximum=1)
+
+
+class HexOrInt(Integer):
+    """net_cls.classid: written as 0xAAAABBBB or decimal, read as decimal."""
+
+    name = 'class id'
+
+    def parse(self, value):
+        text = _scalar_text(value).lower()
+        try:
+            number = int(text, 16) if text.startswith('0x') else int(text)
+        except ValueError:
+            raise ValueError('expected a class id such as 0x100001, got %r' % (value,))
+        if not 0 <= number <= 0xffffffff:
+            raise ValueError('class id %r is out of range' % (value,))
+        return number
+
+
+def parse_id_list(text):
+    """'0-3,5' -> frozenset({0, 1, 2, 3, 5}); '' -> frozenset()."""
+    ids = set()
+    for part in text.replace(' ', '').split(','):
+        if not part:
+            continue
+        low, sep, high = part.partition('-')
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError('expected a list such as 0-3,5, got %r' % (text,))
+        low, high = int(low), int(high) if sep else int(low)
+        if high < low or high > 65535:
+            raise ValueError('range %r is not valid' % (part,))
+        ids.update(range(low, high + 1))
+    return frozenset(ids)
+
+
+def format_id_list(ids):
+    """frozenset({0, 1, 2, 3, 5}) -> '0-3,5', as the kernel prints it."""
+    parts = []
+    start = prev = None
+    for n in sorted(ids):
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else '%d-%d' % (start, prev))
+        start = prev = n
+    if start is not None:
+        parts.append(str(start) if start == prev else '%d-%d' % (start, prev))
+    return ','.join(parts)
+
+
+class IdList(Kind):
+    """cpuset lists: 0-3, 0,1,2,3 and 0-1,2-3 are the same set."""
+
+    name = 'cpu or node list'
+
+    def parse(self, value):
+        if isinstance(value, (list, tuple)):
+            value = ','.join(_scalar_text(v) for v in value)
+        return parse_id_list(_single_line(_scalar_text(value)))
+
+    def read(self, raw):
+        return parse_id_list(raw.strip())
+
+    def same(self, desired, current, page_size=4096):
+        return desired == current
+
+    def render(self, canonical):
+        # An empty list is written as a newline: the kernel refuses an empty write().
+        return [format_id_list(canonical) or '\n']
+
+    def show(self, canonical):
+        return format_id_list(canonical)
+
+
+_DEVICE_RE = re.compile(r'^([abc])\s+(\*|[0-9]+):(\*|[0-9]+)\s+([rwm]{1,3})$')
+
+
+def _device_entry(line):
+    line = ' '.join(line.split())
+    if line == 'a':
+        return 'a *:* rwm'
+    match = _DEVICE_RE.match(line)
+    if not match:
+        raise ValueError('expected a device rule such as "c 1:3 rwm", got %r' % (line,))
+    access = ''.join(c for c in 'rwm' if c in match.group(4))
+    return '%s %s:%s %s' % (match.group(1), match.group(2), match.group(3), access)
+
+
+class DeviceList(Kind):
+    """devices.list, compared as a set, restored as deny-all then one allow per rule."""
+
+    name = 'device whitelist'
+    multi_line = True
+
+    def parse(self, value):
+        if isinstance(value, str):
+            value = value.splitlines()
+        if not isinstance(value, (list, tuple)):
+            raise ValueError('expected a list of device rules')
+        return frozenset(_device_entry(_scalar_text(v)) for v in value if _scalar_text(v))
+
+    def read(self, raw):
+        return frozenset(_device_entry(line) for line in raw.splitlines() if line.strip())
+
+    def same(self, desired, current, page_size=4096):
+        return desired == current
+
+    def writes(self, canonical):
+        """(file, text) pairs: the kernel needs deny-all first, then each rule."""
+        return [('devices.deny', 'a')] + [('devices.allow', rule) for rule in sorted(canonical)]
+
+    def render(self, canonical):
+        return sorted(canonical)
+
+    def show(self, canonical):
+        return '\n'.join(sorted(canonical))
+
+
+class KeyedLines(Kind):
+    """Files of 'key value' lines (net_prio.ifpriomap, blkio throttles, io.max):
+    each desired key must have its value; other keys are left alone."""
+
+    name = 'keyed lines'
+    multi_line = True
+
+    def parse(self, value):
+        if isinstance(value, dict):
+            items = [(str(k), _scalar_text(v)) for k, v in value.items()]
+        else:
+            if isinstance(value, str):
+                value = value.splitlines()
+            if not isinstance(value, (list, tuple)):
+                raise ValueError('expected lines of "key value"')
+            items = []
+            for line in value:
+                key, _sep, rest = _scalar_text(line).partition(' ')
+                if not key or not rest.strip():
+                    raise ValueError('expected "key value", got %r' % (line,))
+                items.append((key, rest.strip()))
+        for key, val in items:
+            _single_line(key)
+            _single_line(val)
+        return tuple(sorted(items))
+
+    def read(self, raw):
+        items = []
+        for line in raw.splitlines():
+            key, _sep, rest = line.strip().partition(' ')
+            if key:
+                items.append((key, rest.strip()))
+        return tuple(sorted(items))
+
+    def same(self, desired, current, page_size=4096):
+        have = dict(current)
+        return all(key in have and Kind().same(val, have[key]) for key, val in desired)
+
+    def render(self, canonical):
+        return ['%s %s' % item for item in canonical]
+
+    def show(self, canonical):
+        return '\n'.join('%s %s' % item for item in canonical)
+
+
+class OomControl(Kind):
+    """memory.oom_control: written as 0/1, read as 'oom_kill_disable N' lines."""
+
+    name = 'oom_kill_disable flag'
+
+    def parse(self, value):
+        return Flag().parse(value)
+
+    def read(self, raw):
+        for line in raw.splitlines():
+            key, _sep, val = line.partition(' ')
+            if key == 'oom_kill_disable':
+                return int(val)
+        return int(raw.strip())
+
+    def same(self, desired, current, page_size=4096):
+        return desired == current
+
+    def render(self, canonical):
+        return [str(canonical)]
+
+
+class FreezerState(Kind):
+    name = 'freezer state'
+
+    def parse(self, value):
+        text = _scalar_text(value).upper()
+        if text not in ('FROZEN', 'THAWED'):
+            raise ValueError('expected FROZEN or THAWED, got %r' % (value,))
+        return text
+
+    def read(self, raw):
+        return raw.strip().upper()
+
+    def same(self, desired, current, page_size=4096):
+        return desired == current
+
+    def render(self, canonical):
+        return [canonical]

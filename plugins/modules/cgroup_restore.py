@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: cgroup_restore
+short_description: Restore a tree of cgroups and their limits
+version_added: 0.1.0
+description:
+  - Recreates a container's cgroup tree and its limits from a spec, the way CRIU's
+    C(--manage-cgroups) does during a restore, as idempotent configuration management.
+  - One call restores a whole tree, or several containers.
+  - Works on cgroup v1 hierarchies, co-mounted ones (C(cpu,cpuacct)) and named ones
+    (C(name=systemd)) included. Hierarchies are discovered from C(/proc/self/mountinfo).
+  - The module observes the cgroups of the spec, plans the writes in the order the kernel
+    needs, then applies them. Values are compared the way the kernel means them
+    (page rounding, C(-1) and C(max), cpuset ranges, device whitelists as sets), so a
+    second run with the same spec reports no change.
+  - In V(strict) and V(bind) mode a failed write rolls back everything the call did.
+  - It never writes C(cgroup.procs), C(tasks), C(cgroup.threads), C(cgroup.kill) or
+    C(release_agent), never creates a file, and never follows a symlink out of a cgroup
+    filesystem.
+  - Concurrent calls on one host are serialised with a lock in C(/run/lock).
+author:
+  - checkpoint_restore.cgroups contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports exactly the actions a real run would take. For a hierarchy that is not mounted yet it
+      cannot see existing cgroups inside it, and assumes there are none.
+  diff_mode:
+    support: full
+    details: The diff shows the tree as sorted lines of hierarchy, cgroup, property and value.
+  platform:
+    platforms: posix
+    details: Linux with cgroup v1 hierarchies.
+options:
+  spec:
+    description:
+      - The native spec (version 1) as a mapping with the keys C(version) and C(cgroups).
+      - Each key of C(cgroups) is a cgroup path relative to each hierarchy root; C(/) is the
+        hierarchy root itself, which is never created or removed.
+      - Each value is either a mapping of property names to values (shorthand), or a mapping
+        with the keys C(controllers), C(perms), C(file_perms) and C(properties).
+      - Exactly one of O(spec) and O(src) is required.
+    type: dict
+  src:
+    description:
+      - Path on the target to a spec file, JSON or YAML. YAML needs PyYAML on the target.
+      - Exactly one of O(spec) and O(src) is required.
+    type: path
+  mode:
+    description:
+      - How to treat cgroups that already exist, and what to do on a failed write.
+      - V(strict) creates everything, mounting hierarchies and creating ancestors as needed. A cgroup of the
+        spec that already exists is a conflict, unless the whole tree already equals the spec. A failed
+        write rolls back everything.
+      - V(opport) adopts existing cgroups and converges their properties. A failed write is listed in
+        RV(failed_items) and the rest is applied.
+      - V(bind) expects the hierarchies and each top-level cgroup to exist already (premounted), restores
+        subcgroups and limits, and rolls back on failure.
+      - Exactly one mode; combinations such as C(strict,opport) are refused.
+    type: str
+    default: strict
+  restore_properties:
+    description:
+      - Which cgroups get their properties written. V(created) writes only cgroups this call creates;
+        V(none) creates cgroups without writing properties.
+      - With O(mode), this expresses CRIU's modes. V(opport) and V(created) is CRIU's C(soft),
+        V(opport) and V(all) is C(full), V(bind) and V(none) is C(none), and V(bind) and V(all) is C(props).
+      - New cgroups always get their O(spec) perms; adopted cgroups only with V(all).
+    type: str
+    choices: [all, created, none]
+    default: all
+  mountpoint:
+    description:
+      - The directory under which the hierarchies are mounted, one per directory.
+    type: path
+    default: /sys/fs/cgroup
+  root:
+    description:
+      - Re-root every path of the spec, as CRIU's C(--cgroup-root /newroot) does. Each spec path is
+        placed below this path, or, with O(root_from), replaces that prefix.
+    type: str
+  roots:
+    description:
+      - Per-controller new roots, as CRIU's C(--cgroup-root controller:/newroot). Keys are controller
+        names, matched whole (C(cpu) never matches C(cpuacct)). They take precedence over O(root).
+    type: dict
+  root_from:
+    description:
+      - The spec path prefix that O(root) and O(roots) replace. Prefixes match whole path
+        components, so V(a) moves C(a/x) but never C(ab).
+      - When not set, the new root is prepended to every spec path.
+    type: str
+  prune:
+    description:
+      - Remove empty subcgroups below a top-level cgroup of the spec that the spec does not name.
+        A cgroup that has tasks is never removed.
+      - Only with O(mode=opport) or O(mode=bind).
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another restore on the same host to finish.
+    type: int
+    default: 60
+notes:
+  - Moving processes into the cgroups is the restorer's job (CRIU, runc), not this module's.
+seealso:
+  - name: Control Group v1
+    description: The kernel's documentation of cgroup v1 controllers.
+    link: https://docs.kernel.org/admin-guide/cgroup-v1/index.html
+'''
+
+EXAMPLES = r'''
+- name: Restore a container's cgroups and limits (strict, the default)
+  checkpoint_restore.cgroups.cgroup_restore:
+    spec:
+      version: 1
+      cgroups:
+        ct101:
+          controllers: [cpu, memory, pids]
+          perms: {mode: "0755", uid: 0, gid: 0}
+          properties:
+            memory.limit_in_bytes: 512M
+            cpu.shares: 512
+            pids.max: 200
+        ct101/worker:
+          memory.limit_in_bytes: 256M
+
+- name: Adopt existing cgroups and converge their limits, removing stray empty subcgroups
+  checkpoint_restore.cgroups.cgroup_restore:
+    src: /var/lib/containers/ct101/cgroups.yml
+    mode: opport
+    prune: true
+
+- name: Restore limits inside a premounted container view (bind mode)
+  checkpoint_restore.cgroups.cgroup_restore:
+    mode: bind
+    mountpoint: /var/lib/lxc/ct101/rootfs/sys/fs/cgroup
+    spec:
+      version: 1
+      cgroups:
+        /:
+          memory.limit_in_bytes: 1G
+        app:
+          cpu.shares: 256
+
+- name: Restore a spec taken elsewhere under another root
+  checkpoint_restore.cgroups.cgroup_restore:
+    src: /tmp/ct101.json
+    root: /lxc/ct202
+    root_from: ct101
+'''
+
+RETURN = r'''
+mode:
+  description: The mode used.
+  returned: success
+  type: str
+  sample: strict
+created:
+  description: Cgroups created, parents first.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cgroup": "ct101", "hierarchy": "memory"}]
+mounted:
+  description: Hierarchies mounted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"hierarchy": "pids", "path": "/sys/fs/cgroup/pids", "options": "pids"}]
+writes:
+  description:
+    - Properties written, each with the value before and the value read back after the write
+      (in check mode, the value that would be written). V(null) before means a new cgroup.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cgroup": "ct101", "hierarchy": "memory", "property": "memory.limit_in_bytes",
+            "before": "9223372036854771712", "after": "536870912", "spec_value": "512M"}]
+perms:
+  description: Owner and mode changes of cgroup directories (C(file) is null) and files.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cgroup": "ct101", "hierarchy": "memory", "file": null, "mode_before": "0755", "mode_after": "0750"}]
+removed:
+  description: Cgroups removed by O(prune).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cgroup": "ct101/stale", "hierarchy": "memory"}]
+failed_items:
+  description: In V(opport) mode, what could not be applied, each with the error.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cgroup": "ct101", "hierarchy": "cpuset", "action": "write", "property": "cpuset.cpus",
+            "error": "Failed to write cpuset:ct101 cpuset.cpus = '99': Invalid argument (EINVAL)"}]
+rolled_back:
+  description: In V(strict) and V(bind) mode, after a failed write, the steps that were undone.
+  returned: failure
+  type: list
+  elements: str
+rollback_errors:
+  description: Steps that rollback could not undo. Never hidden.
+  returned: failure
+  type: list
+  elements: str
+lock_waited:
+  description: Seconds spent waiting for another restore on the host to release the lock.
+  returned: success
+  type: float
+  sample: 0.0
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, CgroupError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.restore import run
+
+ARGUMENT_SPEC = dict(
+    spec=dict(type='dict'),
+    src=dict(type='path'),
+    mode=dict(type='str', default='strict'),
+    restore_properties=dict(type='str', default='all', choices=['all', 'created', 'none']),
+    mountpoint=dict(type='path', default='/sys/fs/cgroup'),
+    root=dict(type='str'),
+    roots=dict(type='dict'),
+    root_from=dict(type='str'),
+    prune=dict(type='bool', default=False),
+    lock_timeout=dict(type='int', default=60),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[('spec', 'src')],
+        required_one_of=[('spec', 'src')],
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff, warn=module.warn)
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc), **exc.report)
+    except CgroupError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
