@@ -155,10 +155,14 @@ class Applier:
         self.report['mounted'].append(dict(hierarchy=name, path=target, options=action.after))
 
     def _do_mkdir(self, action):
-        self.handles[action.hierarchy].mkdir(action.path)
+        fs = self.handles[action.hierarchy]
+        fs.mkdir(action.path)
         self.created.add((action.hierarchy, action.path))
         self.journal.append(('mkdir', action.hierarchy, action.path))
         self.report['created'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+        for name in action.after or ():
+            value = (fs.read(action.path[:-1], name) or '').strip()
+            fs.write(action.path, name, value or '\n')
 
     def _do_write(self, action):
         fs = self.handles[action.hierarchy]

@@ -188,6 +188,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                                spec_value=hierarchy.mount_point))
 
     by_hierarchy = {}
+    controllers_of = dict((t.hierarchy.name, t.hierarchy.controllers) for t in targets)
     for t in targets:
         by_hierarchy.setdefault(t.hierarchy.name, {})[t.path] = t
     conflicts = []
@@ -195,7 +196,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     top_down = []
     for h, paths in sorted(by_hierarchy.items()):
         for path, target in sorted(paths.items()):
-            top_level = not any(p in paths for p in ancestors(path))
+            top_level = not any(path[:i] in paths for i in range(len(path)))
             for anc in ancestors(path):
                 if anc in paths or (h, anc) in created or state_of(h, anc).exists:
                     continue
@@ -221,7 +222,11 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
         is_new = (h, path) in created
         block = []
         if is_new:
-            block.append(_action('mkdir', h, path))
+            # A new cpuset cgroup copies cpus and mems from its parent, as CRIU
+            # does: an empty cpuset can hold no task and no child with CPUs.
+            # The spec's own values are written right after.
+            inherit = properties.HIERARCHICAL_SETS if 'cpuset' in controllers_of[h] else ()
+            block.append(_action('mkdir', h, path, after=tuple(sorted(inherit))))
         if target is not None:
             state = state_of(h, path)
             restore = restore_properties == 'all' or (restore_properties == 'created' and is_new)

@@ -1,0 +1,46 @@
+"""Shared test setup: the collection on sys.path, the cgroup sandbox fixture,
+and the session's check for anything left behind."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, 'build', 'collections')
+sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+
+import cgroup_sandbox  # noqa: E402
+
+TEST_PREFIX = 'crtest-'
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'kernel: needs root and real cgroup v1 hierarchies')
+    if not os.path.isdir(os.path.join(COLLECTIONS, 'ansible_collections', 'checkpoint_restore', 'cgroups')):
+        raise pytest.UsageError('run scripts/setup first: build/collections is missing')
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh, uniquely named sandbox subtree in every host hierarchy;
+    removed afterwards, and the test fails if anything is left."""
+    if os.geteuid() != 0:
+        pytest.skip('real-kernel tests need root')
+    box = cgroup_sandbox.Sandbox(prefix=TEST_PREFIX).create()
+    try:
+        yield box
+    finally:
+        left = box.destroy()
+        assert not left, 'sandbox left behind: %s' % left
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.geteuid() != 0:
+        return
+    left = cgroup_sandbox.leftovers(TEST_PREFIX)
+    if left:
+        sys.stderr.write('\nLEFT BEHIND on this host: %s\n' % ', '.join(left))
+        session.exitstatus = 1

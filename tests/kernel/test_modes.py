@@ -1,0 +1,177 @@
+"""The mode table of DESIGN.md, row by row, on the real kernel (sandboxed)."""
+
+import os
+
+from modrun import cgroups, read, run, run_calls, snapshot
+
+SPEC = {'version': 1, 'cgroups': {
+    'ct101': {'controllers': ['cpu', 'memory', 'pids'],
+              'properties': {'memory.limit_in_bytes': '512M', 'cpu.shares': 512, 'pids.max': 200}},
+    'ct101/worker': {'memory.limit_in_bytes': '256M'},
+}}
+
+
+def test_strict_creates_tree_then_second_call_is_unchanged(sandbox):
+    first = run(sandbox, spec=SPEC)
+    assert first['changed'] is True, first
+    assert read(sandbox, 'memory', 'ct101', 'memory.limit_in_bytes') == str(512 << 20)
+    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == str(256 << 20)
+    assert read(sandbox, 'cpu', 'ct101', 'cpu.shares') == '512'
+    assert read(sandbox, 'pids', 'ct101', 'pids.max') == '200'
+    # the worker lives where its container lives, in all three hierarchies
+    for hierarchy in ('cpu', 'memory', 'pids'):
+        assert cgroups(sandbox, hierarchy) == ['ct101', 'ct101/worker']
+    assert cgroups(sandbox, 'blkio') == []
+    second = run(sandbox, spec=SPEC)
+    assert second['changed'] is False, second
+    assert second['writes'] == [] and second['created'] == []
+
+
+def test_strict_mounts_a_missing_hierarchy(sandbox):
+    # pids is left out of this host's view; strict mounts it. Inside the
+    # namespace the mount shows the whole pids hierarchy, so the spec is
+    # re-rooted into the sandbox subtree.
+    spec = {'version': 1, 'cgroups': {'ct1': {'pids.max': 50}}}
+    only = set(sandbox.hierarchies) - {'pids'}
+    first, second = run_calls(sandbox, [(dict(spec=spec, root=sandbox.name), False, False)] * 2, only=only)
+    assert first['changed'] is True, first
+    assert first['mounted'] == [{'hierarchy': 'pids', 'path': '/sys/fs/cgroup/pids', 'options': 'pids'}]
+    assert read(sandbox, 'pids', 'ct1', 'pids.max') == '50'
+    assert second['changed'] is False and second['mounted'] == [], second
+
+
+def test_opport_mounts_a_missing_hierarchy(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct1': {'pids.max': 60}}}
+    only = set(sandbox.hierarchies) - {'pids'}
+    result = run(sandbox, only=only, spec=spec, root=sandbox.name, mode='opport')
+    assert result['changed'] is True and result['mounted'][0]['hierarchy'] == 'pids', result
+    assert read(sandbox, 'pids', 'ct1', 'pids.max') == '60'
+
+
+def test_bind_refuses_a_missing_hierarchy(sandbox):
+    only = set(sandbox.hierarchies) - {'pids'}
+    before = snapshot(sandbox)
+    result = run(sandbox, only=only, spec={'version': 1, 'cgroups': {'/': {'pids.max': 60}}}, mode='bind')
+    assert result['failed'] and 'premount' in result['msg'] and 'pids' in result['msg'], result
+    assert snapshot(sandbox) == before
+
+
+def test_strict_and_opport_create_missing_ancestors_without_properties(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct1': {'memory.limit_in_bytes': '64M'}}}
+    result = run(sandbox, spec=spec, root='lxc/payload')
+    assert result['changed'], result
+    assert cgroups(sandbox, 'memory') == ['lxc', 'lxc/payload', 'lxc/payload/ct1']
+    assert read(sandbox, 'memory', 'lxc', 'memory.limit_in_bytes') == '9223372036854771712'
+    assert read(sandbox, 'memory', 'lxc', 'payload', 'ct1', 'memory.limit_in_bytes') == str(64 << 20)
+    result = run(sandbox, spec=spec, root='other/payload', mode='opport')
+    assert [c['cgroup'] for c in result['created']] == ['other', 'other/payload', 'other/payload/ct1']
+
+
+def test_bind_refuses_missing_ancestor_and_missing_top_level(sandbox):
+    before = snapshot(sandbox)
+    spec = {'version': 1, 'cgroups': {'ct1': {'memory.limit_in_bytes': '64M'}}}
+    result = run(sandbox, spec=spec, root='lxc', mode='bind')
+    assert result['failed'] and 'parent lxc does not exist' in result['msg'], result
+    result = run(sandbox, spec=spec, mode='bind')
+    assert result['failed'] and 'top-level cgroup does not exist' in result['msg'], result
+    assert snapshot(sandbox) == before
+
+
+def test_strict_conflict_fails_before_any_write(sandbox):
+    os.mkdir(sandbox.path('memory', 'ct101'))
+    with open(sandbox.path('memory', 'ct101', 'memory.limit_in_bytes'), 'w') as handle:
+        handle.write('1G')
+    before = snapshot(sandbox)
+    result = run(sandbox, spec=SPEC)
+    assert result['failed'] and 'already exist' in result['msg'] and 'memory:ct101' in result['msg'], result
+    assert result['changed'] is False
+    assert snapshot(sandbox) == before  # not even the cpu and pids cgroups were created
+
+
+def test_strict_accepts_an_existing_tree_that_equals_the_spec(sandbox):
+    assert run(sandbox, spec=SPEC)['changed']
+    again = run(sandbox, spec=SPEC, mode='strict')
+    assert again['changed'] is False and 'failed' not in again, again
+
+
+def test_opport_adopts_and_converges(sandbox):
+    for hierarchy in ('cpu', 'memory', 'pids'):
+        os.mkdir(sandbox.path(hierarchy, 'ct101'))
+    with open(sandbox.path('cpu', 'ct101', 'cpu.shares'), 'w') as handle:
+        handle.write('100')
+    result = run(sandbox, spec=SPEC, mode='opport')
+    assert result['changed'], result
+    shares = [w for w in result['writes'] if w['property'] == 'cpu.shares'][0]
+    assert shares['before'] == '100' and shares['after'] == '512'
+    assert [c['cgroup'] for c in result['created']] == ['ct101/worker'] * 3
+    assert read(sandbox, 'cpu', 'ct101', 'cpu.shares') == '512'
+    assert run(sandbox, spec=SPEC, mode='opport')['changed'] is False
+
+
+def test_bind_adopts_top_level_and_creates_subcgroups(sandbox):
+    # The premount step made the top-level cgroups; bind restores the rest.
+    for hierarchy in ('cpu', 'memory', 'pids'):
+        os.mkdir(sandbox.path(hierarchy, 'ct101'))
+    result = run(sandbox, spec=SPEC, mode='bind')
+    assert result['changed'] and not result.get('failed'), result
+    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == str(256 << 20)
+    assert run(sandbox, spec=SPEC, mode='bind')['changed'] is False
+
+
+def test_bind_restores_the_view_root(sandbox):
+    spec = {'version': 1, 'cgroups': {'/': {'memory.limit_in_bytes': '300M'}, 'app': {'memory.limit_in_bytes': '100M'}}}
+    result = run(sandbox, spec=spec, mode='bind')
+    assert result['changed'], result
+    with open(sandbox.path('memory', 'memory.limit_in_bytes')) as handle:
+        assert handle.read().strip() == str(300 << 20)
+    assert read(sandbox, 'memory', 'app', 'memory.limit_in_bytes') == str(100 << 20)
+    assert run(sandbox, spec=spec, mode='bind')['changed'] is False
+    # strict: the root exists but is never a conflict
+    assert run(sandbox, spec={'version': 1, 'cgroups': {'/': {'memory.limit_in_bytes': '300M'}}})['changed'] is False
+
+
+def test_restore_properties_created_and_none(sandbox):
+    os.mkdir(sandbox.path('memory', 'ct1'))
+    spec = {'version': 1, 'cgroups': {'ct1': {'memory.limit_in_bytes': '64M'}, 'ct1/a': {'memory.limit_in_bytes': '32M'}}}
+    result = run(sandbox, spec=spec, mode='opport', restore_properties='created')
+    assert read(sandbox, 'memory', 'ct1', 'memory.limit_in_bytes') == '9223372036854771712'
+    assert read(sandbox, 'memory', 'ct1', 'a', 'memory.limit_in_bytes') == str(32 << 20)
+    assert [w['cgroup'] for w in result['writes']] == ['ct1/a']
+    spec['cgroups']['ct1/b'] = {'memory.limit_in_bytes': '16M'}
+    result = run(sandbox, spec=spec, mode='bind', restore_properties='none')
+    assert result['created'] == [{'cgroup': 'ct1/b', 'hierarchy': 'memory'}] and result['writes'] == []
+    assert read(sandbox, 'memory', 'ct1', 'b', 'memory.limit_in_bytes') == '9223372036854771712'
+
+
+def test_prune_removes_unnamed_empty_subcgroups(sandbox):
+    os.makedirs(sandbox.path('memory', 'ct1', 'stale', 'deeper'))
+    os.makedirs(sandbox.path('memory', 'ct1', 'keep'))
+    spec = {'version': 1, 'cgroups': {'ct1': {'memory.limit_in_bytes': '64M'}, 'ct1/keep': {}}}
+    check = run(sandbox, spec=spec, mode='opport', prune=True, check=True)
+    assert sorted(r['cgroup'] for r in check['removed']) == ['ct1/stale', 'ct1/stale/deeper']
+    assert cgroups(sandbox, 'memory') == ['ct1', 'ct1/keep', 'ct1/stale', 'ct1/stale/deeper']
+    result = run(sandbox, spec=spec, mode='opport', prune=True)
+    assert [r['cgroup'] for r in result['removed']] == ['ct1/stale/deeper', 'ct1/stale']
+    assert cgroups(sandbox, 'memory') == ['ct1', 'ct1/keep']
+    assert run(sandbox, spec=spec, mode='opport', prune=True)['changed'] is False
+
+
+def test_prune_is_refused_in_strict(sandbox):
+    result = run(sandbox, spec=SPEC, prune=True)
+    assert result['failed'] and 'prune works only with mode opport or bind' in result['msg']
+
+
+def test_check_mode_reports_the_same_and_writes_nothing(sandbox):
+    before = snapshot(sandbox)
+    check = run(sandbox, spec=SPEC, check=True, diff=True)
+    assert check['changed'] is True
+    assert snapshot(sandbox) == before
+    real = run(sandbox, spec=SPEC, diff=True)
+    assert [c for c in check['created']] == [c for c in real['created']]
+    assert [(w['cgroup'], w['property'], w['after']) for w in check['writes']] == \
+        [(w['cgroup'], w['property'], w['after']) for w in real['writes']]
+    assert 'memory:ct101/worker memory.limit_in_bytes = 268435456' in real['diff']['after']
+    assert 'memory:ct101' not in real['diff']['before']
+    after_check = run(sandbox, spec=SPEC, check=True, diff=True)
+    assert after_check['changed'] is False
+    assert after_check['diff']['before'] == after_check['diff']['after']

@@ -1,0 +1,88 @@
+"""A kernel refusal in the middle of a tree: strict and bind roll back
+everything, opport applies the rest and lists what failed."""
+
+import os
+
+from modrun import cgroups, read, run, snapshot
+
+UNLIMITED = '9223372036854771712'
+
+
+def _spec(bad_cpus):
+    return {'version': 1, 'cgroups': {
+        'ct1': {'controllers': ['cpuset', 'memory', 'pids'],
+                'perms': {'mode': '0750', 'uid': 1000},
+                'properties': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'memory.limit_in_bytes': '128M',
+                               'pids.max': 100}},
+        'ct1/a': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'memory.limit_in_bytes': '64M'},
+        'ct1/b': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'memory.limit_in_bytes': '32M'},
+        # the last cgroup names a CPU that does not exist
+        'ct1/z': {'cpuset.cpus': bad_cpus, 'cpuset.mems': '0', 'memory.limit_in_bytes': '16M'},
+    }}
+
+
+def test_strict_rolls_back_created_cgroups(sandbox):
+    before = snapshot(sandbox)
+    result = run(sandbox, spec=_spec('99'), root='outer')
+    assert result['failed'], result
+    assert "cpuset:outer/ct1/z cpuset.cpus = '99'" in result['msg'], result['msg']
+    assert 'ERANGE' in result['msg'] or 'EINVAL' in result['msg'], result['msg']
+    assert 'Rolled back' in result['msg'] and result['rolled_back'] and not result['rollback_errors']
+    assert snapshot(sandbox) == before
+    for hierarchy in ('cpuset', 'memory', 'pids'):
+        assert cgroups(sandbox, hierarchy) == []
+
+
+def _premade_top_level(sandbox):
+    """ct1 as a premount step leaves it: existing, with its own old limits."""
+    for hierarchy in ('cpuset', 'memory', 'pids'):
+        os.mkdir(sandbox.path(hierarchy, 'ct1'))
+    for name, value in (('cpuset.cpus', '0'), ('cpuset.mems', '0')):
+        with open(sandbox.path('cpuset', 'ct1', name), 'w') as handle:
+            handle.write(value)
+    with open(sandbox.path('memory', 'ct1', 'memory.limit_in_bytes'), 'w') as handle:
+        handle.write('1G')
+    with open(sandbox.path('pids', 'ct1', 'pids.max'), 'w') as handle:
+        handle.write('7')
+    os.mkdir(sandbox.path('memory', 'ct1', 'existing'))
+
+
+def test_bind_rolls_back_writes_to_existing_cgroups(sandbox):
+    _premade_top_level(sandbox)
+    before = snapshot(sandbox)
+    result = run(sandbox, spec=_spec('0-1,99'), mode='bind')
+    assert result['failed'] and 'ct1/z cpuset.cpus' in result['msg'], result
+    assert snapshot(sandbox) == before
+    assert read(sandbox, 'memory', 'ct1', 'memory.limit_in_bytes') == str(1 << 30)
+    assert read(sandbox, 'pids', 'ct1', 'pids.max') == '7'
+    assert read(sandbox, 'cpuset', 'ct1', 'cpuset.cpus') == '0'
+    assert cgroups(sandbox, 'memory') == ['ct1', 'ct1/existing']
+
+
+def test_opport_applies_the_rest_and_lists_the_failure(sandbox):
+    _premade_top_level(sandbox)
+    result = run(sandbox, spec=_spec('99'), mode='opport')
+    assert result['failed'], result
+    assert [(f['cgroup'], f['hierarchy'], f['property']) for f in result['failed_items']] == \
+        [('ct1/z', 'cpuset', 'cpuset.cpus')]
+    assert "cpuset.cpus = '99'" in result['failed_items'][0]['error']
+    assert result['changed'] is True
+    # everything else is applied, z included (its memory limit and cgroup)
+    assert read(sandbox, 'memory', 'ct1', 'memory.limit_in_bytes') == str(128 << 20)
+    assert read(sandbox, 'memory', 'ct1', 'z', 'memory.limit_in_bytes') == str(16 << 20)
+    assert read(sandbox, 'cpuset', 'ct1', 'b', 'cpuset.cpus') == '0'
+    assert read(sandbox, 'cpuset', 'ct1', 'z', 'cpuset.mems') == '0'
+    # z keeps what a new cpuset cgroup copies from its parent
+    assert read(sandbox, 'cpuset', 'ct1', 'z', 'cpuset.cpus') == '0'
+    assert read(sandbox, 'pids', 'ct1', 'pids.max') == '100'
+    # the second run retries only what failed
+    again = run(sandbox, spec=_spec('99'), mode='opport')
+    assert [w['property'] for w in again['writes']] == [] and len(again['failed_items']) == 1, again
+
+
+def test_opport_goes_on_below_a_cgroup_whose_write_failed(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct1': {'cpuset.cpus': '99', 'cpuset.mems': '0'},
+                                      'ct1/child': {'cpuset.mems': '0'}}}
+    result = run(sandbox, spec=spec, mode='opport')
+    assert [(f['cgroup'], f['property']) for f in result['failed_items']] == [('ct1', 'cpuset.cpus')]
+    assert cgroups(sandbox, 'cpuset') == ['ct1', 'ct1/child']

@@ -1,0 +1,100 @@
+"""Run cgroup_restore inside a sandbox the way Ansible runs a module: the
+module file as a process with a JSON arguments file. Several calls can share
+one mount namespace (for mounts made by the first call)."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULE = os.path.join(REPO, 'plugins', 'modules', 'cgroup_restore.py')
+COLLECTIONS = os.path.join(REPO, 'build', 'collections')
+DRIVER = r'''
+import json, subprocess, sys
+results = []
+for path in sys.argv[2:]:
+    proc = subprocess.run([sys.executable, sys.argv[1], path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {'failed': True, 'unparsed': True}
+    result['_rc'] = proc.returncode
+    result['_stdout'] = proc.stdout
+    result['_stderr'] = proc.stderr
+    results.append(result)
+print(json.dumps(results))
+'''
+
+
+def module_env():
+    env = dict(os.environ)
+    env['PYTHONPATH'] = COLLECTIONS
+    return env
+
+
+def run_calls(sandbox, calls, only=None, extra=''):
+    """calls: list of (args, check_mode, diff). Returns a list of results, each
+    with _rc, _stdout and _stderr. Fails on any traceback."""
+    files = []
+    for args, check, diff in calls:
+        payload = dict(args)
+        payload['_ansible_check_mode'] = bool(check)
+        payload['_ansible_diff'] = bool(diff)
+        fd, path = tempfile.mkstemp(prefix='args-', suffix='.json', dir=sandbox.work)
+        with os.fdopen(fd, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': payload}, handle)
+        files.append(path)
+    proc = sandbox.run([sys.executable, '-c', DRIVER, MODULE] + files, only=only, extra=extra, env=module_env())
+    assert proc.returncode == 0, 'sandbox run failed: %s %s' % (proc.stdout, proc.stderr)
+    results = json.loads(proc.stdout)
+    for result in results:
+        text = result['_stdout'] + result['_stderr'] + str(result.get('msg', ''))
+        assert 'Traceback' not in text, text
+        assert not result.get('unparsed'), text
+    return results
+
+
+def run(sandbox, check=False, diff=False, only=None, extra='', **args):
+    return run_calls(sandbox, [(args, check, diff)], only=only, extra=extra)[0]
+
+
+def read(sandbox, hierarchy, *parts):
+    """A kernel file of the sandbox, read from outside (the independent reader)."""
+    with open(sandbox.path(hierarchy, *parts)) as handle:
+        return handle.read().strip()
+
+
+COMPARED_FILES = (
+    'memory.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'memory.soft_limit_in_bytes',
+    'memory.swappiness', 'memory.use_hierarchy', 'memory.oom_control', 'cpu.shares', 'cpu.cfs_period_us',
+    'cpu.cfs_quota_us', 'cpu.rt_runtime_us', 'cpuset.cpus', 'cpuset.mems', 'cpuset.cpu_exclusive', 'pids.max',
+    'devices.list', 'freezer.state', 'blkio.weight', 'cgroup.clone_children', 'notify_on_release',
+    'cgroup.procs', 'tasks')
+
+
+def snapshot(sandbox):
+    """Every cgroup of the sandbox with its owner, mode and settings, read
+    from the host: compare two snapshots to prove nothing changed."""
+    state = {}
+    for hierarchy in sorted(sandbox.hierarchies):
+        top = sandbox.path(hierarchy)
+        for dirpath, _dirs, files in os.walk(top):
+            st = os.stat(dirpath)
+            entry = {'perms': (st.st_mode & 0o7777, st.st_uid, st.st_gid)}
+            for name in files:
+                fst = os.stat(os.path.join(dirpath, name))
+                entry['perms:' + name] = (fst.st_mode & 0o7777, fst.st_uid, fst.st_gid)
+                if name in COMPARED_FILES:
+                    with open(os.path.join(dirpath, name)) as handle:
+                        entry[name] = handle.read()
+            state['%s:%s' % (hierarchy, os.path.relpath(dirpath, top))] = entry
+    return state
+
+
+def cgroups(sandbox, hierarchy):
+    """Relative paths of every cgroup below the sandbox root."""
+    top = sandbox.path(hierarchy)
+    return sorted(os.path.relpath(d, top) for d, _s, _f in os.walk(top) if d != top)
