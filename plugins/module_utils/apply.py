@@ -96,7 +96,11 @@ class Applier:
         """Apply in order. strict/bind: roll back and raise on the first failure.
         opport: go on with the rest; the caller raises if anything failed."""
         broken = []
+        failed_writes = set()
         for action in actions:
+            key = (action.hierarchy, action.path, action.prop)
+            if action.kind == 'write' and key in failed_writes:
+                continue  # the second step (narrowing) of a write that already failed
             blocker = self._blocked_by(action, broken)
             if blocker:
                 self._fail_item(action, 'skipped: %s could not be created' % blocker)
@@ -108,6 +112,7 @@ class Applier:
                 if self.mode != 'opport':
                     self.abort(message)
                 self._fail_item(action, message)
+                failed_writes.add(key)
                 if action.kind in ('mkdir', 'mount'):
                     broken.append((action.hierarchy, action.path))
         return self.report
