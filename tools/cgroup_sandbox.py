@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A cgroup sandbox: uniquely named subtrees of this host's hierarchies, seen
 by a command as an ordinary /sys/fs/cgroup.
 
@@ -135,7 +135,7 @@ def leftovers(prefix=PREFIX):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='action', required=True)
     p_create = sub.add_parser('create')
     p_create.add_argument('--name')

@@ -42,7 +42,8 @@ def _hint(action, exc):
     if code == errno.EINVAL and prop.startswith('memory.memsw'):
         return 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes'
     if code == errno.EINVAL and prop.startswith('cpu.cfs_'):
-        return 'a child\'s CPU quota may not exceed its parent\'s; check the parent\'s cpu.cfs_quota_us'
+        return ('the kernel keeps every child\'s CPU share (quota/period) within its parent\'s; '
+                'check this cgroup\'s parent and children')
     if code in (errno.EINVAL, errno.ENOSPC, errno.EBUSY) and prop.startswith('cpuset.'):
         return 'the CPUs or memory nodes must exist and lie inside the parent\'s cpuset, and be set before tasks join'
     if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
@@ -90,18 +91,20 @@ class Applier:
         self.created = set()
         self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
         self._write_index = {}
+        # (hierarchy, path) whose mount or mkdir failed in opport mode: what
+        # lies below is skipped, across calls of run().
+        self.broken = []
 
     # -- running ---------------------------------------------------------
     def run(self, actions):
         """Apply in order. strict/bind: roll back and raise on the first failure.
         opport: go on with the rest; the caller raises if anything failed."""
-        broken = []
         failed_writes = set()
         for action in actions:
             key = (action.hierarchy, action.path, action.prop)
             if action.kind == 'write' and key in failed_writes:
                 continue  # the second step (narrowing) of a write that already failed
-            blocker = self._blocked_by(action, broken)
+            blocker = self._blocked_by(action, self.broken)
             if blocker:
                 self._fail_item(action, 'skipped: %s could not be created' % blocker)
                 continue
@@ -114,7 +117,7 @@ class Applier:
                 self._fail_item(action, message)
                 failed_writes.add(key)
                 if action.kind in ('mkdir', 'mount'):
-                    broken.append((action.hierarchy, action.path))
+                    self.broken.append((action.hierarchy, action.path))
         return self.report
 
     def abort(self, message):

@@ -139,6 +139,7 @@ def _cfs_grows(wanted, state, created):
     """True when quota/period grows (more CPU), comparing desired to current."""
     if created:
         return False  # a new cgroup starts unlimited: any quota narrows it
+
     def share(quota, period):
         if quota is None or period is None or quota == UNLIMITED:
             return float('inf')

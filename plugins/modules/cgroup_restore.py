@@ -27,7 +27,7 @@ description:
     filesystem.
   - Concurrent calls on one host are serialised with a lock in C(/run/lock).
 author:
-  - checkpoint_restore.cgroups contributors
+  - checkpoint_restore.cgroups contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -1,0 +1,92 @@
+"""Kernel-normalised values, owners and modes, and root remaps."""
+
+import os
+
+import pytest
+
+from modrun import cgroups, read, run
+
+UNLIMITED = '9223372036854771712'
+
+
+@pytest.mark.parametrize('hierarchy,prop,value,reads_back', [
+    ('memory', 'memory.limit_in_bytes', 100000000, '99999744'),
+    ('memory', 'memory.limit_in_bytes', '512M', str(512 << 20)),
+    ('memory', 'memory.soft_limit_in_bytes', -1, UNLIMITED),
+    ('memory', 'memory.limit_in_bytes', 'max', UNLIMITED),
+    ('cpuset', 'cpuset.cpus', '0,1', '0-1'),
+    ('cpuset', 'cpuset.cpus', '0-0,1', '0-1'),
+    ('pids', 'pids.max', -1, 'max'),
+    ('cpu', 'cpu.shares', 1, '2'),
+    ('cpu', 'cpu.cfs_quota_us', -1, '-1'),
+])
+def test_second_run_sees_the_kernel_normalised_value_as_equal(sandbox, hierarchy, prop, value, reads_back):
+    props = {prop: value}
+    if hierarchy == 'cpuset':
+        props['cpuset.mems'] = '0'
+    spec = {'version': 1, 'cgroups': {'ct': props}}
+    first = run(sandbox, spec=spec)
+    assert first['changed'] and not first.get('failed'), first
+    assert read(sandbox, hierarchy, 'ct', prop) == reads_back
+    written = [w for w in first['writes'] if w['property'] == prop][0]
+    assert written['after'] in (reads_back, 'max')  # the read-back value is reported
+    second = run(sandbox, spec=spec, mode='opport')
+    assert second['changed'] is False, second
+
+
+def test_directory_and_file_owners_and_modes(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {
+        'controllers': ['memory', 'pids'],
+        'perms': {'mode': '0750', 'uid': 1000, 'gid': 1001},
+        'file_perms': {'cgroup.procs': {'mode': '0664', 'uid': 1000},
+                       'memory.limit_in_bytes': {'mode': '0600', 'gid': 1001}},
+        'properties': {'memory.limit_in_bytes': '64M'}}}}
+    result = run(sandbox, spec=spec)
+    assert not result.get('failed'), result
+    for hierarchy in ('memory', 'pids'):
+        st = os.stat(sandbox.path(hierarchy, 'ct'))
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o750, 1000, 1001)
+        st = os.stat(sandbox.path(hierarchy, 'ct', 'cgroup.procs'))
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o664, 1000)
+    st = os.stat(sandbox.path('memory', 'ct', 'memory.limit_in_bytes'))
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 0, 1001)
+    assert run(sandbox, spec=spec)['changed'] is False
+    # an adopted cgroup's owner and mode converge too
+    os.chmod(sandbox.path('pids', 'ct'), 0o700)
+    os.chown(sandbox.path('pids', 'ct', 'cgroup.procs'), 0, 0)
+    result = run(sandbox, spec=spec, mode='opport')
+    assert result['changed'] and len(result['perms']) == 2, result
+    assert os.stat(sandbox.path('pids', 'ct')).st_mode & 0o7777 == 0o750
+    assert os.stat(sandbox.path('pids', 'ct', 'cgroup.procs')).st_uid == 1000
+
+
+def test_global_root_remap(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '64M', 'pids.max': 9}}}
+    result = run(sandbox, spec=spec, root='/lxc/payload')
+    assert not result.get('failed'), result
+    assert read(sandbox, 'memory', 'lxc', 'payload', 'ct', 'memory.limit_in_bytes') == str(64 << 20)
+    assert read(sandbox, 'pids', 'lxc', 'payload', 'ct', 'pids.max') == '9'
+
+
+def test_per_controller_root_remap(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '64M', 'cpu.shares': 300}}}
+    result = run(sandbox, spec=spec, root='common', roots={'memory': '/memroot'})
+    assert not result.get('failed'), result
+    assert cgroups(sandbox, 'memory') == ['memroot', 'memroot/ct']
+    assert cgroups(sandbox, 'cpu') == ['common', 'common/ct']
+    # 'cpu' names the cpu hierarchy only; it never matches cpuacct
+    result = run(sandbox, spec={'version': 1, 'cgroups': {'x': {'controllers': ['cpu', 'cpuacct']}}},
+                 roots={'cpu': 'only-cpu'})
+    assert cgroups(sandbox, 'cpu') == ['common', 'common/ct', 'only-cpu', 'only-cpu/x']
+    assert cgroups(sandbox, 'cpuacct') == ['x']
+
+
+def test_root_from_matches_whole_components(sandbox):
+    spec = {'version': 1, 'cgroups': {
+        'a': {'pids.max': 1}, 'a/x': {'pids.max': 2}, 'ab': {'pids.max': 3}}}
+    result = run(sandbox, spec=spec, root='new/home', root_from='a')
+    assert not result.get('failed'), result
+    assert cgroups(sandbox, 'pids') == ['ab', 'new', 'new/home', 'new/home/x']
+    assert read(sandbox, 'pids', 'new', 'home', 'pids.max') == '1'
+    assert read(sandbox, 'pids', 'new', 'home', 'x', 'pids.max') == '2'
+    assert read(sandbox, 'pids', 'ab', 'pids.max') == '3'
