@@ -29,7 +29,7 @@ def test_a_waiting_call_is_told_and_then_runs(sandbox):
     result = run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'pids.max': 5}}})
     holder.join()
     assert result['changed'] and result['lock_waited'] >= 1.0, result
-    assert any('Waited' in w and 'host lock' in w for w in result.get('warnings', [])), result
+    assert any('Waited' in str(w) and 'host lock' in str(w) for w in result.get('warnings', [])), result
     assert read(sandbox, 'pids', 'ct', 'pids.max') == '5'
 
 
