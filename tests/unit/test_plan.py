@@ -1,0 +1,169 @@
+"""The pure planner: actions and their order, with no I/O at all."""
+
+import pytest
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+
+KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'cpuset': 3, 'pids': 8, 'devices': 5, 'freezer': 6, 'blkio': 0}
+MOUNTINFO = '\n'.join([
+    '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+    '32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct',
+    '34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset',
+    '35 31 0:32 /ct /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+    '36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices',
+    '37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer',
+    '40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd',
+    '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+])
+HIERARCHIES = hz.discover(hz.parse_mountinfo(MOUNTINFO), KERNEL, '/sys/fs/cgroup', lambda p: ['hugetlb'])
+
+
+def existing(values=None, children=(), perms=(0o755, 0, 0), file_perms=None):
+    return CgroupState(True, perms, file_perms or {}, values or {}, tuple(children))
+
+
+def plan(cgroups, live=None, mode='strict', subtrees=None, **kw):
+    spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+    remap = sp.parse_remap(kw.pop('root', None), kw.pop('roots', None), kw.pop('root_from', None))
+    targets, planned = tg.resolve(spec, HIERARCHIES, KERNEL, remap, '/sys/fs/cgroup')
+    observed = Observed(live or {}, subtrees or {}, 4096)
+    return make_plan(targets, planned, observed, mode, **kw)
+
+
+def steps(result):
+    out = []
+    for a in result.actions:
+        where = '%s:%s' % (a.hierarchy, sp.show_path(a.path))
+        out.append('%s %s%s' % (a.kind, where, ' ' + a.prop if a.prop else ''))
+    return out
+
+
+def test_discovery_of_comounted_named_and_v2_hierarchies():
+    names = dict((h.name, h) for h in HIERARCHIES)
+    assert names['cpu,cpuacct'].controllers == frozenset(['cpu', 'cpuacct'])
+    assert names['systemd'].controllers == frozenset(['name=systemd'])
+    assert names['memory'].root == '/ct'
+    assert names['unified'].version == 2 and names['unified'].controllers == frozenset(['hugetlb'])
+    assert hz.hierarchy_for('cpuacct', HIERARCHIES).name == 'cpu,cpuacct'
+
+
+def test_hidden_mounts_are_not_hierarchies():
+    text = MOUNTINFO + '\n50 31 0:40 / /sys/fs/cgroup rw - tmpfs sandbox rw\n' + \
+        '51 50 0:32 /box /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory'
+    found = hz.discover(hz.parse_mountinfo(text), KERNEL, '/sys/fs/cgroup')
+    assert [(h.name, h.root) for h in found] == [('memory', '/box')]
+
+
+def test_parents_before_children_and_early_settings_before_children():
+    result = plan({'ct': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'devices.list': ['c 1:3 rwm'],
+                          'memory.limit_in_bytes': '1G', 'freezer.state': 'FROZEN'},
+                   'ct/sub': {'cpuset.cpus': '0', 'cpuset.mems': '0'}})
+    s = steps(result)
+    assert s.index('mkdir cpuset:ct') < s.index('write cpuset:ct cpuset.cpus') < s.index('mkdir cpuset:ct/sub')
+    assert s.index('write devices:ct devices.list') < s.index('mkdir devices:ct/sub')
+    assert s[-1] == 'write freezer:ct freezer.state'
+    mkdir = [a for a in result.actions if a.kind == 'mkdir' and a.hierarchy == 'cpuset'][0]
+    assert mkdir.after == ('cpuset.cpus', 'cpuset.mems')  # copied from the parent first
+
+
+def test_memory_pair_order_follows_the_current_values():
+    cg = {'ct': {'memory.limit_in_bytes': '2G', 'memory.memsw.limit_in_bytes': '4G'}}
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(1 << 30),
+                                           'memory.memsw.limit_in_bytes': str(2 << 30)})}
+    assert steps(plan(cg, live, mode='opport')) == [
+        'write memory:ct memory.memsw.limit_in_bytes', 'write memory:ct memory.limit_in_bytes']
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(3 << 30),
+                                           'memory.memsw.limit_in_bytes': str(5 << 30)})}
+    assert steps(plan(cg, live, mode='opport')) == [
+        'write memory:ct memory.limit_in_bytes', 'write memory:ct memory.memsw.limit_in_bytes']
+
+
+def test_cpuset_mixed_change_widens_top_down_then_narrows_bottom_up():
+    cg = {'ct': {'cpuset.cpus': '0'}, 'ct/a': {'cpuset.cpus': '0'}}
+    live = {('cpuset', ('ct',)): existing({'cpuset.cpus': '0-1'}, children=['a']),
+            ('cpuset', ('ct', 'a')): existing({'cpuset.cpus': '1'})}
+    result = plan(cg, live, mode='opport')
+    assert [(sp.show_path(a.path), sorted(a.after)) for a in result.actions] == [
+        ('ct/a', [0, 1]), ('ct/a', [0]), ('ct', [0])]
+
+
+def test_cfs_pair_carries_the_quota_as_fallback():
+    cg = {'ct': {'cpu.cfs_period_us': 200000, 'cpu.cfs_quota_us': 100000}}
+    live = {('cpu,cpuacct', ('ct',)): existing({'cpu.cfs_period_us': '100000', 'cpu.cfs_quota_us': '50000'})}
+    result = plan(cg, live, mode='opport')
+    assert steps(result) == ['write cpu,cpuacct:ct cpu.cfs_period_us', 'write cpu,cpuacct:ct cpu.cfs_quota_us']
+    assert result.actions[0].fallback == ('cpu.cfs_quota_us', (('cpu.cfs_quota_us', '100000'),), 50000)
+
+
+def test_new_cgroup_quotas_are_written_bottom_up():
+    result = plan({'ct': {'cpu.cfs_quota_us': 50000}, 'ct/a': {'cpu.cfs_quota_us': 20000}})
+    writes = [sp.show_path(a.path) for a in result.actions if a.kind == 'write']
+    assert writes == ['ct/a', 'ct']
+
+
+def test_strict_conflict_is_refused_unless_equal():
+    cg = {'ct': {'memory.limit_in_bytes': '1G'}}
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(2 << 30)})}
+    with pytest.raises(Refusal, match='already exist.*memory:ct'):
+        plan(cg, live)
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(1 << 30)})}
+    assert plan(cg, live).actions == []
+
+
+def test_missing_hierarchy_is_mounted_in_strict_and_refused_in_bind():
+    result = plan({'ct': {'pids.max': 5}})
+    assert steps(result)[0] == 'mount pids:/'
+    assert result.actions[0].after == 'pids'
+    with pytest.raises(Refusal, match='premount'):
+        plan({'ct': {'pids.max': 5}}, mode='bind')
+
+
+def test_comounted_kernel_controllers_are_mounted_together():
+    kernel = dict(KERNEL, net_cls=9, net_prio=9)
+    spec = sp.load_spec({'cgroups': {'ct': {'net_cls.classid': '0x100001'}}})
+    targets, planned = tg.resolve(spec, HIERARCHIES, kernel, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    assert list(planned) == ['net_cls,net_prio']
+    assert planned['net_cls,net_prio'].mount_point == '/sys/fs/cgroup/net_cls,net_prio'
+
+
+def test_v2_only_controller_is_refused_for_now():
+    with pytest.raises(Refusal, match='cgroup v2'):
+        plan({'ct': {'hugetlb.2MB.max': '1G'}})
+
+
+def test_ancestors_created_without_properties_and_refused_in_bind():
+    result = plan({'ct': {'memory.limit_in_bytes': '1G'}}, root='a/b')
+    assert steps(result)[:3] == ['mkdir memory:a', 'mkdir memory:a/b', 'mkdir memory:a/b/ct']
+    with pytest.raises(Refusal, match='its parent a does not exist'):
+        plan({'ct': {'memory.limit_in_bytes': '1G'}}, root='a/b', mode='bind')
+
+
+def test_missing_file_on_an_existing_cgroup_is_refused():
+    live = {('memory', ('ct',)): existing({'memory.memsw.limit_in_bytes': None})}
+    with pytest.raises(Refusal, match='memsw.*swap accounting'):
+        plan({'ct': {'memory.memsw.limit_in_bytes': '1G'}}, live, mode='opport')
+
+
+def test_restore_properties_created_leaves_adopted_cgroups_alone():
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': '4096'}, perms=(0o700, 0, 0))}
+    cg = {'ct': {'controllers': ['memory'], 'perms': {'mode': '0755'}, 'properties': {'memory.limit_in_bytes': '1G'}},
+          'ct/new': {'memory.limit_in_bytes': '1M'}}
+    assert steps(plan(cg, live, mode='opport', restore_properties='created')) == [
+        'mkdir memory:ct/new', 'write memory:ct/new memory.limit_in_bytes']
+    assert steps(plan(cg, live, mode='opport', restore_properties='none')) == ['mkdir memory:ct/new']
+    assert steps(plan(cg, live, mode='opport'))[:2] == ['chmod memory:ct', 'write memory:ct memory.limit_in_bytes']
+
+
+def test_prune_removes_bottom_up_and_keeps_cgroups_with_tasks():
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(1 << 30)}, children=['old', 'busy'])}
+    subtrees = {('memory', ('ct',)): [(('ct', 'busy'), True), (('ct', 'old'), False),
+                                      (('ct', 'busy', 'x'), False), (('ct', 'old', 'y'), False)]}
+    result = plan({'ct': {'memory.limit_in_bytes': '1G'}}, live, mode='opport', subtrees=subtrees, prune=True)
+    assert [s for s in steps(result) if s.startswith('rmdir')] == [
+        'rmdir memory:ct/busy/x', 'rmdir memory:ct/old/y', 'rmdir memory:ct/old']
+    assert result.skipped_prune == ['memory:ct/busy']
