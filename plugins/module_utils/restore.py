@@ -110,7 +110,7 @@ def run(params, check_mode=False, want_diff=False, warn=None):
         host = _Host(options.mountpoint)
         try:
             targets, observed, plan = _observe_and_plan(host, spec, options)
-            result = predicted_report(plan.actions)
+            result = predicted_report(plan.actions, observed.page_size)
             for path in plan.skipped_prune:
                 warn('Not pruned: %s has tasks.' % path)
             if want_diff:
@@ -151,7 +151,12 @@ def _apply(host, spec, options, plan):
     return report
 
 
-def predicted_report(actions):
+def _expected(prop, canonical, page_size):
+    """The value the kernel will read back, as text."""
+    return show_value(prop, properties.kind_of(prop).expected(canonical, page_size))
+
+
+def predicted_report(actions, page_size):
     """What a run of these actions reports, before it runs (check mode)."""
     report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
     writes = {}
@@ -166,10 +171,10 @@ def predicted_report(actions):
         elif a.kind == 'write':
             key = (a.hierarchy, a.path, a.prop)
             if key in writes:
-                writes[key]['after'] = show_value(a.prop, a.after)
+                writes[key]['after'] = _expected(a.prop, a.after, page_size)
                 continue
             writes[key] = dict(where, property=a.prop, before=show_value(a.prop, a.before),
-                               after=show_value(a.prop, a.after), spec_value=a.spec_value)
+                               after=_expected(a.prop, a.after, page_size), spec_value=a.spec_value)
             report['writes'].append(writes[key])
         elif a.kind == 'chmod':
             report['perms'].append(dict(where, file=a.prop, mode_before=show_mode(a.before),
@@ -205,7 +210,7 @@ def make_diff(targets, observed, actions):
             before_dirs.add(head)
             after_dirs.discard(head)
         elif a.kind == 'write':
-            after_values[(head, a.prop)] = show_value(a.prop, a.after)
+            after_values[(head, a.prop)] = _expected(a.prop, a.after, observed.page_size)
 
     def render(dirs, values):
         lines = list(dirs) + ['%s %s = %s' % (head, prop, value.replace('\n', ', '))

@@ -65,6 +65,10 @@ class Kind:
                 return int(desired) == int(current)
         return desired == current
 
+    def expected(self, canonical, page_size=4096):
+        """What the kernel will read back after writing this value."""
+        return canonical
+
     def render(self, canonical):
         """Text for each write(); one write per line."""
         if isinstance(canonical, tuple):
@@ -106,8 +110,13 @@ class MemorySize(Kind):
     def same(self, desired, current, page_size=4096):
         if desired == UNLIMITED or current == UNLIMITED:
             return desired == current
+        return self.expected(desired, page_size) == self.expected(current, page_size)
+
+    def expected(self, canonical, page_size=4096):
+        if canonical == UNLIMITED:
+            return canonical
         step = self.granularity or page_size
-        return desired // step * step == current // step * step
+        return canonical // step * step
 
     def render(self, canonical):
         return [self.unlimited_text if canonical == UNLIMITED else str(canonical)]
@@ -158,6 +167,9 @@ class Integer(Kind):
 
     def same(self, desired, current, page_size=4096):
         return self._clamped(desired) == current
+
+    def expected(self, canonical, page_size=4096):
+        return self._clamped(canonical)
 
     def render(self, canonical):
         if canonical == UNLIMITED:

@@ -84,7 +84,7 @@ def test_check_mode_then_real_run_then_no_change(sandbox):
     assert rc == 0 and changed == 1 and task['changed'], output
     assert snapshot(sandbox) == before, 'check mode wrote something'
     # the diff is readable text in the default output
-    assert '+memory:ct101/worker memory.limit_in_bytes = 100000000' in output, output
+    assert '+memory:ct101/worker memory.limit_in_bytes = 99999744' in output, output
     assert '+cpu:ct101 cpu.shares = 512' in output, output
     rc, changed, task, output = playbook(sandbox, PLAY)
     assert rc == 0 and changed == 1, output

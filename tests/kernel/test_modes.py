@@ -7,7 +7,7 @@ from modrun import cgroups, read, run, run_calls, snapshot
 SPEC = {'version': 1, 'cgroups': {
     'ct101': {'controllers': ['cpu', 'memory', 'pids'],
               'properties': {'memory.limit_in_bytes': '512M', 'cpu.shares': 512, 'pids.max': 200}},
-    'ct101/worker': {'memory.limit_in_bytes': '256M'},
+    'ct101/worker': {'memory.limit_in_bytes': 100000000, 'cpu.shares': 1},
 }}
 
 
@@ -15,7 +15,8 @@ def test_strict_creates_tree_then_second_call_is_unchanged(sandbox):
     first = run(sandbox, spec=SPEC)
     assert first['changed'] is True, first
     assert read(sandbox, 'memory', 'ct101', 'memory.limit_in_bytes') == str(512 << 20)
-    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == str(256 << 20)
+    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == '99999744'
+    assert read(sandbox, 'cpu', 'ct101', 'worker', 'cpu.shares') == '2'
     assert read(sandbox, 'cpu', 'ct101', 'cpu.shares') == '512'
     assert read(sandbox, 'pids', 'ct101', 'pids.max') == '200'
     # the worker lives where its container lives, in all three hierarchies
@@ -114,7 +115,7 @@ def test_bind_adopts_top_level_and_creates_subcgroups(sandbox):
         os.mkdir(sandbox.path(hierarchy, 'ct101'))
     result = run(sandbox, spec=SPEC, mode='bind')
     assert result['changed'] and not result.get('failed'), result
-    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == str(256 << 20)
+    assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == '99999744'
     assert run(sandbox, spec=SPEC, mode='bind')['changed'] is False
 
 
@@ -170,7 +171,9 @@ def test_check_mode_reports_the_same_and_writes_nothing(sandbox):
     assert [c for c in check['created']] == [c for c in real['created']]
     assert [(w['cgroup'], w['property'], w['after']) for w in check['writes']] == \
         [(w['cgroup'], w['property'], w['after']) for w in real['writes']]
-    assert 'memory:ct101/worker memory.limit_in_bytes = 268435456' in real['diff']['after']
+    # check mode predicts the kernel's rounding and clamping
+    assert 'memory:ct101/worker memory.limit_in_bytes = 99999744' in check['diff']['after']
+    assert 'cpu:ct101/worker cpu.shares = 2' in check['diff']['after']
     assert 'memory:ct101' not in real['diff']['before']
     after_check = run(sandbox, spec=SPEC, check=True, diff=True)
     assert after_check['changed'] is False
