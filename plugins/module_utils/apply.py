@@ -74,8 +74,10 @@ def describe(action, exc):
         what = '%s %s' % (action.kind, where)
     if isinstance(exc, OSError) and exc.errno:
         reason = '%s (%s)' % (exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
-    else:
+    elif isinstance(exc, (cgroupfs.NotCgroupFS, ReadBackMismatch)):
         reason = str(exc)
+    else:
+        reason = 'unexpected %s: %s' % (type(exc).__name__, exc)
     hint = _hint(action, exc)
     return 'Failed to %s: %s%s' % (what, reason, '; ' + hint if hint else '')
 
@@ -110,7 +112,8 @@ class Applier:
                 continue
             try:
                 self._do(action)
-            except (OSError, cgroupfs.NotCgroupFS, ReadBackMismatch) as exc:
+            except Exception as exc:  # pylint: disable=broad-except
+                # Whatever went wrong, what was done so far must be undone.
                 message = describe(action, exc)
                 if self.mode != 'opport':
                     self.abort(message)
@@ -248,7 +251,8 @@ class Applier:
             try:
                 getattr(self, '_undo_' + entry[0])(*entry[1:])
                 undone.append(self._show_entry(entry))
-            except (OSError, cgroupfs.NotCgroupFS) as exc:
+            except Exception as exc:  # pylint: disable=broad-except
+                # Go on undoing the rest; every failure is reported.
                 errors.append('%s: %s' % (self._show_entry(entry), exc))
         return undone, errors
 

@@ -59,12 +59,18 @@ class _Phases:
         self.early, self.widen, self.normal, self.narrow, self.last = [], [], [], [], []
 
 
-def _current(state, prop, created):
+def _current(state, prop, created, where=''):
     """The kernel's current value (canonical), None for a new cgroup."""
     if created:
         return None
     raw = state.values.get(prop)
-    return None if raw is None else properties.kind_of(prop).read(raw)
+    if raw is None:
+        return None
+    try:
+        return properties.kind_of(prop).read(raw)
+    except ValueError:
+        raise Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
+                      % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
 
 
 def _property_actions(target, state, created, page_size):
@@ -79,7 +85,7 @@ def _property_actions(target, state, created, page_size):
     pending = {}
     for name, prop in sorted(wanted.items()):
         kind = properties.kind_of(name)
-        current = _current(state, name, created)
+        current = _current(state, name, created, '%s:%s' % (h, show_path(path)))
         if current is not None and kind.same(prop.value, current, page_size):
             continue
         pending[name] = (prop, current)
