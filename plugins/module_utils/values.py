@@ -299,7 +299,7 @@ class DeviceList(Kind):
         return sorted(canonical)
 
     def show(self, canonical):
-        return '\n'.join(sorted(canonical))
+        return ', '.join(sorted(canonical))
 
 
 class KeyedLines(Kind):
@@ -344,7 +344,7 @@ class KeyedLines(Kind):
         return ['%s %s' % item for item in canonical]
 
     def show(self, canonical):
-        return '\n'.join('%s %s' % item for item in canonical)
+        return ', '.join('%s %s' % item for item in canonical)
 
 
 class OomControl(Kind):

@@ -38,14 +38,14 @@ def _python(version):
     (pyenv's shims refuse versions that are not active, so each is tried)."""
     candidates = []
     try:
-        root = subprocess.run(['pyenv', 'root'], stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+        root = subprocess.run(['pyenv', 'root'], stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.strip()
         candidates += sorted(glob.glob(os.path.join(root, 'versions', version + '*', 'bin', 'python' + version)))
     except OSError:
         pass
     if shutil.which('python' + version):
         candidates.append(shutil.which('python' + version))
     for candidate in candidates:
-        if subprocess.run([candidate, '-c', 'pass'], stderr=subprocess.DEVNULL).returncode == 0:
+        if subprocess.run([candidate, '-c', 'pass'], stderr=subprocess.DEVNULL, check=False).returncode == 0:
             return candidate
     return None
 

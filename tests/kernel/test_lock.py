@@ -2,8 +2,6 @@
 
 import fcntl
 import os
-import subprocess
-import sys
 import threading
 import time
 

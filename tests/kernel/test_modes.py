@@ -168,7 +168,7 @@ def test_check_mode_reports_the_same_and_writes_nothing(sandbox):
     assert check['changed'] is True
     assert snapshot(sandbox) == before
     real = run(sandbox, spec=SPEC, diff=True)
-    assert [c for c in check['created']] == [c for c in real['created']]
+    assert check['created'] == real['created']
     assert [(w['cgroup'], w['property'], w['after']) for w in check['writes']] == \
         [(w['cgroup'], w['property'], w['after']) for w in real['writes']]
     # check mode predicts the kernel's rounding and clamping

@@ -4,7 +4,6 @@ one mount namespace (for mounts made by the first call)."""
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
