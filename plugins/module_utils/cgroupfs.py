@@ -53,6 +53,16 @@ def mount(source, target, fstype, options):
         raise OSError(err, os.strerror(err), target)
 
 
+MS_BIND = 4096
+
+
+def bind(source, target):
+    """mount --bind source target (not recursive)."""
+    if _get_libc().mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
 def umount(target):
     if _get_libc().umount2(target.encode(), 0) != 0:
         err = ctypes.get_errno()
