@@ -34,26 +34,35 @@ def show_mode(mode):
     return None if mode is None else '%04o' % mode
 
 
-def _hint(action, exc):
+def _hint(action, exc, context):
     code = getattr(exc, 'errno', None)
     prop = action.prop or ''
     if code == errno.EBUSY and prop.startswith('memory.') and prop.endswith('limit_in_bytes'):
-        return 'the cgroup uses more memory than the new limit; free memory or raise the limit'
+        usage = context.get('usage')
+        return ('the cgroup uses more memory than the new limit%s; free memory in it or choose a higher limit'
+                % (' (memory.usage_in_bytes = %s)' % usage if usage else ''))
     if code == errno.EINVAL and prop.startswith('memory.memsw'):
         return 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes'
+    if code == errno.ENOENT and '.memsw.' in prop:
+        return 'swap accounting is off: boot with swapaccount=1, or use missing_properties=warn'
     if code == errno.EINVAL and prop.startswith('cpu.cfs_'):
         return ('the kernel keeps every child\'s CPU share (quota/period) within its parent\'s; '
                 'check this cgroup\'s parent and children')
-    if code in (errno.EINVAL, errno.ENOSPC, errno.EBUSY) and prop.startswith('cpuset.'):
-        return 'the CPUs or memory nodes must exist and lie inside the parent\'s cpuset, and be set before tasks join'
+    if code == errno.ENOSPC and prop.startswith('cpuset.'):
+        return ('a cpuset that has tasks cannot be left without CPUs or memory nodes; give it CPUs and '
+                'memory nodes, or move its tasks out first')
+    if code in (errno.EINVAL, errno.ERANGE, errno.EBUSY) and prop.startswith('cpuset.'):
+        parent = context.get('parent_value')
+        return ('the CPUs or memory nodes must exist and lie inside the parent\'s %s%s, and a child\'s '
+                'must lie inside this one\'s' % (prop, ' (%s)' % parent if parent is not None else ''))
     if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
         return 'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children'
     if code == errno.ENOENT and action.kind == 'write':
         return 'the kernel has no such file here (controller option or accounting not enabled)'
     if code == errno.EEXIST:
         return 'it appeared after it was checked; run again'
-    if code == errno.ENOENT and action.kind == 'mkdir':
-        return 'its parent disappeared after it was checked; run again'
+    if code == errno.ENOENT and action.kind in ('mkdir', 'rmdir', 'chmod', 'chown'):
+        return 'the cgroup or its parent disappeared after it was checked; run again'
     if code == errno.EROFS:
         return 'the hierarchy is mounted read-only'
     if code == errno.EBUSY and action.kind == 'mount':
@@ -61,7 +70,7 @@ def _hint(action, exc):
     return None
 
 
-def describe(action, exc):
+def describe(action, exc, context=None):
     """'Failed to <verb> <hierarchy>:<cgroup> <what>: <reason>'."""
     where = '%s:%s' % (action.hierarchy, show_path(action.path))
     if action.kind == 'write':
@@ -78,17 +87,24 @@ def describe(action, exc):
         reason = str(exc)
     else:
         reason = 'unexpected %s: %s' % (type(exc).__name__, exc)
-    hint = _hint(action, exc)
+    hint = _hint(action, exc, context or {})
     return 'Failed to %s: %s%s' % (what, reason, '; ' + hint if hint else '')
 
 
 class Applier:
     """Applies actions through handles {hierarchy name: cgroupfs.Hierarchy}."""
 
-    def __init__(self, handles, mountpoint, mode):
+    # A seam for fault-injection tests: called before each step with
+    # (step number from 1, action); whatever it raises counts as that step failing.
+    fault_hook = None
+
+    def __init__(self, handles, mountpoint, mode, missing_properties='fail'):
         self.handles = handles
         self.mountpoint = mountpoint
         self.mode = mode
+        self.missing_properties = missing_properties
+        self.steps = 0
+        self.warnings = []
         self.journal = []
         self.created = set()
         self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
@@ -111,10 +127,17 @@ class Applier:
                 self._fail_item(action, 'skipped: %s could not be created' % blocker)
                 continue
             try:
+                self.steps += 1
+                if self.fault_hook is not None:
+                    self.fault_hook(self.steps, action)  # pylint: disable=not-callable
                 self._do(action)
             except Exception as exc:  # pylint: disable=broad-except
                 # Whatever went wrong, what was done so far must be undone.
-                message = describe(action, exc)
+                if self._missing_file_allowed(action, exc):
+                    self.warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
+                                         % (action.hierarchy, show_path(action.path), action.prop))
+                    continue
+                message = describe(action, exc, self._context(action, exc))
                 if self.mode != 'opport':
                     self.abort(message)
                 self._fail_item(action, message)
@@ -133,6 +156,34 @@ class Applier:
         else:
             message += '. Rolled back %d step(s); the cgroups are as they were.' % len(undone)
         raise ApplyError(message, self.report)
+
+    def _missing_file_allowed(self, action, exc):
+        if self.missing_properties != 'warn' or action.kind != 'write':
+            return False
+        if getattr(exc, 'errno', None) != errno.ENOENT:
+            return False
+        try:
+            return self.handles[action.hierarchy].exists(action.path)
+        except (OSError, cgroupfs.NotCgroupFS):
+            return False
+
+    def _context(self, action, exc):
+        """Live values that make a kernel refusal understandable."""
+        context = {}
+        fs = self.handles.get(action.hierarchy)
+        prop = action.prop or ''
+        if fs is None or action.kind != 'write':
+            return context
+        try:
+            if prop.startswith('memory.') and getattr(exc, 'errno', None) == errno.EBUSY:
+                usage = fs.read(action.path, 'memory.usage_in_bytes')
+                context['usage'] = usage.strip() if usage else None
+            if prop.startswith('cpuset.') and action.path:
+                parent = fs.read(action.path[:-1], prop)
+                context['parent_value'] = parent.strip() if parent is not None else None
+        except (OSError, cgroupfs.NotCgroupFS):
+            pass
+        return context
 
     @staticmethod
     def _blocked_by(action, broken):

@@ -32,7 +32,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values 
 # writes: ((file, text), ...) for kind write; fallback: (prop, writes, before)
 # written instead of and before a retry when the first write is refused (cfs).
 Action = namedtuple('Action', 'kind hierarchy path prop writes before after spec_value fallback')
-Plan = namedtuple('Plan', 'actions skipped_prune')
+Plan = namedtuple('Plan', 'actions skipped_prune warnings')
 
 
 def _action(kind, hierarchy, path, prop=None, writes=(), before=None, after=None, spec_value=None, fallback=None):
@@ -73,15 +73,25 @@ def _current(state, prop, created, where=''):
                       % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
 
 
-def _property_actions(target, state, created, page_size):
+def _missing_file_message(h, path, name):
+    hint = ''
+    if '.memsw.' in name:
+        hint = ' (swap accounting is off: boot with swapaccount=1)'
+    return ('Failed to restore %s:%s property %s: the kernel has no such file in this cgroup%s; '
+            'use missing_properties=warn to restore the rest without it.' % (h, show_path(path), name, hint))
+
+
+def _property_actions(target, state, created, page_size, missing='fail', warnings=None):
     h, path, cg = target.hierarchy.name, target.path, target.cgroup
     phases = _Phases()
     wanted = dict((p.name, p) for p in cg.properties if applies_to(p.name, target.hierarchy))
-    for name in wanted:
+    for name in sorted(wanted):
         if not created and state.values.get(name) is None:
-            raise Refusal('Failed to restore %s:%s property %s: the kernel has no such file in this cgroup%s.'
-                          % (h, show_path(path), name,
-                             ' (swap accounting is off: boot with swapaccount=1)' if '.memsw.' in name else ''))
+            if missing != 'warn':
+                raise Refusal(_missing_file_message(h, path, name))
+            warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
+                            % (h, show_path(path), name))
+            del wanted[name]
     pending = {}
     for name, prop in sorted(wanted.items()):
         kind = properties.kind_of(name)
@@ -180,12 +190,14 @@ def _perm_actions(target, state, created):
     return actions
 
 
-def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False):
+def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
+              missing_properties='fail'):
     """Ordered actions for a restore, or Refusal. Pure."""
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
 
     actions = []
+    warnings = []
     for name in sorted(planned_mounts):
         if mode == 'bind':
             raise Refusal('Failed to restore in bind mode: hierarchy %s is not mounted under the mountpoint; '
@@ -242,7 +254,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             perms = _perm_actions(target, state, is_new) if restore or is_new else []
             block.extend(a for a in perms if a.prop is None)
             if restore:
-                own = _property_actions(target, state, is_new, observed.page_size)
+                own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings)
                 block.extend(own.early + own.widen + own.normal)
                 phases.narrow.extend(own.narrow)
                 phases.last.extend(own.last)
@@ -261,7 +273,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     if prune:
         removals, skipped = _prune(by_hierarchy, observed)
         actions.extend(removals)
-    return Plan(actions=actions, skipped_prune=skipped)
+    return Plan(actions=actions, skipped_prune=skipped, warnings=warnings)
 
 
 def _prune(by_hierarchy, observed):

@@ -12,6 +12,7 @@ import os
 import pwd
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
@@ -32,7 +33,7 @@ def resolve_id(field, name):
         return None
 
 
-def read_request(params):
+def read_request(params, warn=None):
     """Validate the module's parameters into (spec, options)."""
     mode = sp.parse_mode(params.get('mode') or 'strict')
     if params.get('prune') and mode == 'strict':
@@ -40,14 +41,18 @@ def read_request(params):
                         'existing cgroups, so it has nothing to prune.')
     data = params.get('spec')
     if data is None:
-        data = sp.read_spec_file(params['src'])
+        data, notes = formats.load_src(params['src'], params.get('format') or 'auto')
+        for note in notes:
+            (warn or (lambda message: None))(note)
     spec = sp.load_spec(data, resolve=resolve_id)
     options = sp.Options(
         mode=mode,
         restore_properties=params.get('restore_properties') or 'all',
         prune=bool(params.get('prune')),
         remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
-        mountpoint=params.get('mountpoint') or '/sys/fs/cgroup')
+        mountpoint=params.get('mountpoint') or '/sys/fs/cgroup',
+        missing_properties=params.get('missing_properties') or 'fail',
+        allow_systemd_managed=bool(params.get('allow_systemd_managed')))
     return spec, options
 
 
@@ -91,19 +96,21 @@ def _read_v2_controllers(mount_point):
 
 
 def _observe_and_plan(host, spec, options):
-    targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint)
+    targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
+                                  options.allow_systemd_managed)
     host.open(targets)
     try:
         observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)
     except (OSError, cgroupfs.NotCgroupFS) as exc:
         raise Refusal('Failed to read the current cgroups: %s. Nothing was written.' % exc)
-    plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune)
+    plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune,
+                     options.missing_properties)
     return targets, observed, plan
 
 
 def run(params, check_mode=False, want_diff=False, warn=None):
     warn = warn or (lambda message: None)
-    spec, options = read_request(params)
+    spec, options = read_request(params, warn)
     with HostLock(params.get('lock_timeout') or 60) as lock:
         if lock.waited >= 0.05:
             warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
@@ -113,12 +120,14 @@ def run(params, check_mode=False, want_diff=False, warn=None):
             result = predicted_report(plan.actions, observed.page_size)
             for path in plan.skipped_prune:
                 warn('Not pruned: %s has tasks.' % path)
+            for message in plan.warnings:
+                warn(message)
             if want_diff:
                 result['diff'] = make_diff(targets, observed, plan.actions)
             if check_mode or not plan.actions:
                 result.update(changed=bool(plan.actions), mode=options.mode, lock_waited=round(lock.waited, 3))
                 return result
-            report = _apply(host, spec, options, plan)
+            report = _apply(host, spec, options, plan, warn)
         finally:
             host.close()
     report.update(changed=True, mode=options.mode, lock_waited=round(lock.waited, 3))
@@ -127,8 +136,16 @@ def run(params, check_mode=False, want_diff=False, warn=None):
     return report
 
 
-def _apply(host, spec, options, plan):
-    applier = Applier(host.handles, options.mountpoint, options.mode)
+def _apply(host, spec, options, plan, warn):
+    applier = Applier(host.handles, options.mountpoint, options.mode, options.missing_properties)
+    try:
+        return _run_applier(applier, host, spec, options, plan)
+    finally:
+        for message in applier.warnings:
+            warn(message)
+
+
+def _run_applier(applier, host, spec, options, plan):
     mounts = [a for a in plan.actions if a.kind == 'mount']
     actions = plan.actions
     if mounts:
@@ -141,6 +158,7 @@ def _apply(host, spec, options, plan):
         except Refusal as exc:
             applier.abort(str(exc))
         actions = [a for a in replan.actions if a.kind != 'mount']
+        applier.warnings.extend(m for m in replan.warnings if m not in plan.warnings)
     report = applier.run(actions)
     if report['failed_items']:
         report['changed'] = bool(report['created'] or report['writes'] or report['perms']

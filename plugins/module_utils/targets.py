@@ -18,7 +18,18 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec im
 Target = namedtuple('Target', 'cgroup hierarchy path planned')
 
 
-def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint):
+SYSTEMD_UNIT_SUFFIXES = ('.slice', '.scope', '.service')
+
+
+def systemd_unit_in(path):
+    """The first component of a path that names a systemd unit, or None."""
+    for component in path:
+        if component.endswith(SYSTEMD_UNIT_SUFFIXES):
+            return component
+    return None
+
+
+def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_systemd_managed=False):
     """A list of Targets, one per (spec cgroup, hierarchy), and the hierarchies
     that must be mounted first (name -> Hierarchy)."""
     planned = {}
@@ -42,6 +53,12 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint):
                 raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
                               % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
             path = remap_path(cg.path, sorted(hierarchy.controllers), remap)
+            unit = None if allow_systemd_managed else systemd_unit_in(path)
+            if unit:
+                raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
+                              'reverts such writes on daemon-reload. Restore elsewhere, or set '
+                              'allow_systemd_managed=true if systemd delegates it to you.'
+                              % (hierarchy.name, show_path(path), unit))
             targets.append(Target(cg, hierarchy, path, is_planned))
     return targets, planned
 

@@ -54,8 +54,28 @@ options:
   src:
     description:
       - Path on the target to a spec file, JSON or YAML. YAML needs PyYAML on the target.
+      - With O(format), also a CRIU image directory or C(cgroup.img), the JSON that C(crit decode) prints,
+        or libcgroup's C(cgconfig.conf).
       - Exactly one of O(spec) and O(src) is required.
     type: path
+  format:
+    description:
+      - The format of O(src). V(auto) decides from the file; a directory is a CRIU image directory.
+      - V(native) is the native spec, JSON or YAML.
+      - V(criu) is CRIU's C(cgroup.img), or the image directory that holds it. It is decoded with CRIU's
+        C(pycriu) Python module where that can be imported, otherwise with the C(crit) command. The
+        controllers, the C(dirs) tree with its properties and perms, and the member paths of each set are
+        restored; C(cgroup.procs) and C(tasks) give only their perms. O(root), O(roots) and O(root_from)
+        apply to the image's paths.
+      - V(crit_json) is the JSON that C(crit decode) prints for C(cgroup.img), mapped the same way.
+      - V(cgconfig) is libcgroup's C(cgconfig.conf), as C(cgsnapshot) writes it. C(group) blocks with
+        controller sections and C(perm) blocks (C(admin) gives the directory's owner and C(dperm),
+        C(task) the owner and C(fperm) of C(tasks)) are restored. A C(mount) block is reported as a
+        warning, not acted on.
+      - Files that are never restored (statistics, C(memory.force_empty)) are skipped with a warning.
+    type: str
+    choices: [auto, native, criu, crit_json, cgconfig]
+    default: auto
   mode:
     description:
       - How to treat cgroups that already exist, and what to do on a failed write.
@@ -112,6 +132,23 @@ options:
       - Seconds to wait for another restore on the same host to finish.
     type: int
     default: 60
+  missing_properties:
+    description:
+      - What to do with a property whose file the host's kernel does not have (for example
+        C(memory.memsw.limit_in_bytes) with swap accounting off).
+      - V(fail) refuses the restore before writing anything (for cgroups that already exist) or rolls
+        back (for new ones). V(warn) restores the rest and lists each skipped property as a warning.
+    type: str
+    choices: [fail, warn]
+    default: fail
+  allow_systemd_managed:
+    description:
+      - Allow restoring into a cgroup that systemd manages, that is a path with a component named
+        C(*.slice), C(*.scope) or C(*.service). systemd reverts such writes on daemon-reload, so this is
+        refused by default.
+      - Set it only where systemd delegates the subtree (C(Delegate=yes)).
+    type: bool
+    default: false
 notes:
   - Moving processes into the cgroups is the restorer's job (CRIU, runc), not this module's.
 seealso:
@@ -232,6 +269,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.restore
 ARGUMENT_SPEC = dict(
     spec=dict(type='dict'),
     src=dict(type='path'),
+    format=dict(type='str', default='auto', choices=['auto', 'native', 'criu', 'crit_json', 'cgconfig']),
     mode=dict(type='str', default='strict'),
     restore_properties=dict(type='str', default='all', choices=['all', 'created', 'none']),
     mountpoint=dict(type='path', default='/sys/fs/cgroup'),
@@ -240,6 +278,8 @@ ARGUMENT_SPEC = dict(
     root_from=dict(type='str'),
     prune=dict(type='bool', default=False),
     lock_timeout=dict(type='int', default=60),
+    missing_properties=dict(type='str', default='fail', choices=['fail', 'warn']),
+    allow_systemd_managed=dict(type='bool', default=False),
 )
 
 
