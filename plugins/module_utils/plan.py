@@ -151,6 +151,25 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
     return phases
 
 
+def _new_cgroup_actions(h, path, is_cpuset, final_sets):
+    """mkdir, and for a cpuset cgroup its start values, as CRIU does: an empty
+    cpuset can hold no task and no child with CPUs. It takes the parent's
+    final value where this plan sets it (the parent may be narrowed later),
+    else a copy of what the parent has (mkdir's `after`). The spec's own
+    values are written right after."""
+    if not is_cpuset:
+        return [_action('mkdir', h, path)]
+    copy, writes = [], []
+    for name in sorted(properties.HIERARCHICAL_SETS):
+        value = final_sets.get((h, path[:-1], name))
+        if value is None:
+            copy.append(name)
+        else:
+            final_sets[(h, path, name)] = value
+            writes.append(_write(h, path, name, None, value, None))
+    return [_action('mkdir', h, path, after=tuple(copy))] + writes
+
+
 def _cfs_grows(wanted, state, created):
     """True when quota/period grows (more CPU), comparing desired to current."""
     if created:
@@ -236,19 +255,22 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
 
     phases = _Phases()
     setup = []
+    # The cpuset each cgroup ends with, where the plan decides it (None: left
+    # as the kernel has it), so a new child can start inside its parent's.
+    final_sets = {}
     top_down.sort(key=lambda item: (item[0], item[1], item[2]))
     for _depth, h, path, target in top_down:
         is_new = (h, path) in created
+        restore = target is not None and (restore_properties == 'all' or (restore_properties == 'created' and is_new))
+        own_sets = dict((p.name, p.value) for p in target.cgroup.properties
+                        if p.name in properties.HIERARCHICAL_SETS) if restore else {}
         block = []
         if is_new:
-            # A new cpuset cgroup copies cpus and mems from its parent, as CRIU
-            # does: an empty cpuset can hold no task and no child with CPUs.
-            # The spec's own values are written right after.
-            inherit = properties.HIERARCHICAL_SETS if 'cpuset' in controllers_of[h] else ()
-            block.append(_action('mkdir', h, path, after=tuple(sorted(inherit))))
+            block.extend(_new_cgroup_actions(h, path, 'cpuset' in controllers_of[h], final_sets))
+        for name in properties.HIERARCHICAL_SETS:
+            final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
         if target is not None:
             state = state_of(h, path)
-            restore = restore_properties == 'all' or (restore_properties == 'created' and is_new)
             # A new cgroup always gets its owner and mode; an adopted one only
             # when its properties are restored too.
             perms = _perm_actions(target, state, is_new) if restore or is_new else []

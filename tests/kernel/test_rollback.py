@@ -84,5 +84,8 @@ def test_opport_goes_on_below_a_cgroup_whose_write_failed(sandbox):
     spec = {'version': 1, 'cgroups': {'ct1': {'cpuset.cpus': '99', 'cpuset.mems': '0'},
                                       'ct1/child': {'cpuset.mems': '0'}}}
     result = run(sandbox, spec=spec, mode='opport')
-    assert [(f['cgroup'], f['property']) for f in result['failed_items']] == [('ct1', 'cpuset.cpus')]
+    # the child starts with its parent's planned CPUs, which the kernel refused too
+    assert [(f['cgroup'], f['property']) for f in result['failed_items']] == \
+        [('ct1', 'cpuset.cpus'), ('ct1/child', 'cpuset.cpus')]
     assert cgroups(sandbox, 'cpuset') == ['ct1', 'ct1/child']
+    assert read(sandbox, 'cpuset', 'ct1', 'child', 'cpuset.mems') == '0'

@@ -167,3 +167,15 @@ def test_prune_removes_bottom_up_and_keeps_cgroups_with_tasks():
     assert [s for s in steps(result) if s.startswith('rmdir')] == [
         'rmdir memory:ct/busy/x', 'rmdir memory:ct/old/y', 'rmdir memory:ct/old']
     assert result.skipped_prune == ['memory:ct/busy']
+
+
+def test_new_cpuset_child_starts_with_the_parents_final_value():
+    # ct is narrowed from 0-1 to 0 after its children exist; a new child that
+    # copied 0-1 would make that narrowing fail, so it starts with 0.
+    live = {('cpuset', ('ct',)): existing({'cpuset.cpus': '0-1', 'cpuset.mems': '0'})}
+    result = plan({'ct': {'cpuset.cpus': '0'}, 'ct/new': {'controllers': ['cpuset']}}, live, mode='opport')
+    mkdir = [a for a in result.actions if a.kind == 'mkdir'][0]
+    assert mkdir.after == ('cpuset.mems',)  # copied from the parent, which keeps it
+    start = [a for a in result.actions if a.kind == 'write' and a.path == ('ct', 'new')]
+    assert [(a.prop, sorted(a.after)) for a in start] == [('cpuset.cpus', [0])]
+    assert steps(result)[-1] == 'write cpuset:ct cpuset.cpus'
