@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""cgroup_snapshot's core: read a live subtree into the native spec (the dump
+side), so that a spec taken on one host restores on another. Reads only;
+never writes a cgroup file."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import stat
+import tempfile
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
+
+# A file owned by root with the mode the kernel gives it in a new cgroup is
+# left out of file_perms: 0644, or 0444 for the read-only devices.list.
+_DEFAULT_FILE_MODES = {'devices.list': 0o444}
+
+
+def _read_v2_controllers(mount_point):
+    try:
+        with open(os.path.join(mount_point, 'cgroup.controllers')) as handle:
+            return handle.read().split()
+    except (IOError, OSError):
+        return []
+
+
+def _selection(value):
+    """properties option -> 'builtin', 'writable' or a tuple of names."""
+    names = [value] if isinstance(value, str) else list(value or ['builtin'])
+    if names in (['builtin'], ['writable']):
+        return names[0]
+    for name in names:
+        if name in ('builtin', 'writable'):
+            raise SpecError('Invalid properties: %r must be given alone, not in a list of names.' % name)
+        reason = properties.refusal_reason(name)
+        if reason:
+            raise SpecError('Invalid properties: %r cannot be restored, so it is not snapshot: %s.' % (name, reason))
+    return tuple(names)
+
+
+def _hierarchies(mountpoint, controllers):
+    if not os.path.isdir(mountpoint):
+        raise Refusal('Failed to snapshot: mountpoint %s does not exist or is not a directory.' % mountpoint)
+    found = hz.discover(hz.read_mounts(), hz.read_kernel_controllers(), mountpoint, _read_v2_controllers)
+    if not controllers:
+        return [h for h in found if h.controllers]
+    chosen = []
+    for controller in controllers:
+        hierarchy = hz.hierarchy_for(controller, found)
+        if hierarchy is None:
+            raise Refusal('Failed to snapshot controller %s: no hierarchy under %s has it.' % (controller, mountpoint))
+        if hierarchy not in chosen:
+            chosen.append(hierarchy)
+    return chosen
+
+
+def _wanted(name, hierarchy, selection):
+    """Is this file of the hierarchy a property to capture?"""
+    own = properties.controller_of(name)
+    if own is not None and own not in hierarchy.controllers:
+        return False
+    if selection == 'builtin':
+        if own is None:
+            core = properties.V2_GLOBAL if hierarchy.version == 2 else properties.CRIU_GLOBAL
+            return name in core and name not in properties.PERMS_ONLY
+        return name in properties.builtin_properties(own, hierarchy.version)
+    if selection == 'writable':
+        return properties.refusal_reason(name) is None
+    return name in selection
+
+
+def _is_setting_file(fs, path, name):
+    """A readable and writable file, or devices.list (set through allow/deny)."""
+    perms = fs.stat(path, name)
+    if perms is None:
+        return False
+    return name == 'devices.list' or (perms[0] & stat.S_IRUSR and perms[0] & stat.S_IWUSR)
+
+
+def _spec_value(name, raw):
+    """The kernel's text -> a readable spec value that parses back to the same."""
+    kind = properties.kind_of(name)
+    canonical = kind.read(raw)
+    if kind.multi_line:
+        return list(kind.render(canonical))
+    if isinstance(canonical, int) and not isinstance(canonical, bool):
+        return canonical
+    return kind.show(canonical)
+
+
+class _Reader:
+    def __init__(self, selection, want_perms, warn):
+        self.selection = selection
+        self.want_perms = want_perms
+        self.warn = warn
+        self.cgroups = {}
+
+    def read_tree(self, fs, hierarchy, top):
+        stack = [top]
+        while stack:
+            path = stack.pop()
+            self.read_cgroup(fs, hierarchy, path)
+            stack.extend(path + (child,) for child in reversed(fs.subdirs(path)))
+
+    def read_cgroup(self, fs, hierarchy, path):
+        entry = self.cgroups.setdefault(path, {'controllers': set(), 'perms': None, 'file_perms': {},
+                                               'properties': {}, 'seen_in': {}})
+        entry['controllers'].update(hierarchy.controllers)
+        if self.want_perms:
+            mode, uid, gid = fs.stat(path)
+            self._merge(path, 'perms', None, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
+        for name in fs.files(path):
+            captured = self._wanted_value(fs, hierarchy, path, name)
+            if self.want_perms and (captured or name in properties.PERMS_ONLY):
+                mode, uid, gid = fs.stat(path, name)
+                if (mode, uid, gid) != (_DEFAULT_FILE_MODES.get(name, 0o644), 0, 0):
+                    self._merge(path, 'file_perms', name, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
+
+    def _wanted_value(self, fs, hierarchy, path, name):
+        if name in properties.PERMS_ONLY or not _wanted(name, hierarchy, self.selection):
+            return False
+        if self.selection == 'writable' and not _is_setting_file(fs, path, name):
+            return False
+        raw = fs.read(path, name)
+        if raw is None:
+            return False
+        try:
+            value = _spec_value(name, raw)
+            properties.kind_of(name).parse(value)
+        except ValueError as exc:
+            self.warn('Not captured: %s:%s %s = %r: %s.' % (hierarchy.name, sp.show_path(path), name, raw, exc))
+            return False
+        self._merge(path, 'properties', name, value, hierarchy)
+        return True
+
+    def _merge(self, path, field, name, value, hierarchy):
+        """Core files and directory perms are one value per cgroup in the
+        spec; when hierarchies disagree, keep the first and say so."""
+        entry = self.cgroups[path]
+        key = (field, name)
+        if key not in entry['seen_in']:
+            entry['seen_in'][key] = (hierarchy.name, value)
+            if name is None:
+                entry[field] = value
+            else:
+                entry[field][name] = value
+            return
+        first_h, first_value = entry['seen_in'][key]
+        if first_value != value:
+            self.warn('cgroup %r: %s differs between hierarchy %s (%r) and %s (%r); the spec keeps %s\'s.'
+                      % (sp.show_path(path), name or 'the directory\'s perms',
+                         first_h, first_value, hierarchy.name, value, first_h))
+
+    def spec(self):
+        cgroups = {}
+        for path in sorted(self.cgroups):
+            entry = self.cgroups[path]
+            body = {'controllers': sorted(entry['controllers'])}
+            if entry['perms'] is not None:
+                body['perms'] = entry['perms']
+            if entry['file_perms']:
+                body['file_perms'] = entry['file_perms']
+            body['properties'] = entry['properties']
+            cgroups[sp.show_path(path)] = body
+        return {'version': 1, 'cgroups': cgroups}
+
+
+def take(params, warn=None):
+    """Read the subtrees of params['paths'] into a native spec mapping."""
+    warn = warn or (lambda message: None)
+    paths = params.get('paths') or []
+    if not paths:
+        raise SpecError('Invalid paths: give at least one cgroup to snapshot.')
+    tops = [sp.split_path(p, 'path') for p in paths]
+    selection = _selection(params.get('properties'))
+    mountpoint = params.get('mountpoint') or '/sys/fs/cgroup'
+    reader = _Reader(selection, params.get('perms', True) is not False, warn)
+    for hierarchy in _hierarchies(mountpoint, params.get('controllers')):
+        try:
+            fs = cgroupfs.Hierarchy(hierarchy.mount_point, hierarchy.version)
+        except (OSError, cgroupfs.NotCgroupFS) as exc:
+            raise Refusal('Failed to open hierarchy %s at %s: %s.' % (hierarchy.name, hierarchy.mount_point, exc))
+        try:
+            for top in tops:
+                if fs.exists(top):
+                    reader.read_tree(fs, hierarchy, top)
+        except (OSError, cgroupfs.NotCgroupFS) as exc:
+            raise Refusal('Failed to snapshot hierarchy %s: %s.' % (hierarchy.name, exc))
+        finally:
+            fs.close()
+    for top, text in zip(tops, paths):
+        if top not in reader.cgroups:
+            raise Refusal('Failed to snapshot cgroup %r: it does not exist in any chosen hierarchy under %s.'
+                          % (text, mountpoint))
+    data = reader.spec()
+    sp.load_spec(data)  # what we return must restore: validate it as the restorer would
+    return data
+
+
+def write_dest(data, dest):
+    """Write the spec to dest on the target: YAML for .yml/.yaml (needs PyYAML), else JSON."""
+    if dest.endswith(('.yml', '.yaml')):
+        try:
+            import yaml
+        except ImportError:
+            raise SpecError('Failed to write %s: YAML needs PyYAML on this host; install python3-yaml or name '
+                            'the file .json.' % dest)
+        text = yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
+    else:
+        text = json.dumps(data, indent=2, sort_keys=True) + '\n'
+    folder = os.path.dirname(os.path.abspath(dest))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.cgroup_snapshot-', dir=folder)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, dest)
+    except (IOError, OSError) as exc:
+        raise SpecError('Failed to write %s: %s.' % (dest, exc.strerror or exc))
