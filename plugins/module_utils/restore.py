@@ -41,6 +41,8 @@ def read_request(params, warn=None):
                         'existing cgroups, so it has nothing to prune.')
     data = params.get('spec')
     if data is None:
+        if not params.get('src'):
+            raise SpecError('Invalid options: give the spec inline (spec) or as a file on the target (src).')
         data, notes = formats.load_src(params['src'], params.get('format') or 'auto')
         for note in notes:
             (warn or (lambda message: None))(note)

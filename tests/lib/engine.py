@@ -71,8 +71,10 @@ def reset(baseline_dirs, baseline):
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda item: -item[0].count('/')):
             if os.path.relpath(dirpath, ROOT) not in baseline_dirs:
                 os.rmdir(dirpath)
-    for rel, entry in baseline.items():
+    for rel, entry in sorted(baseline.items(), key=lambda item: item[0].count('/')):
         path = os.path.join(ROOT, rel)
+        if not os.path.isdir(path):
+            os.mkdir(path)  # pruned by a case whose spec names the root
         os.chmod(path, entry['perms'][0])
         os.chown(path, entry['perms'][1], entry['perms'][2])
         for name, value in entry.items():
@@ -149,6 +151,49 @@ def rollback_busy(job):
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+
+
+
+def fuzz(job):
+    """Generated arguments through the engine: every outcome is a success or
+    one clear CgroupError, never another exception; nothing outside the
+    spec's cgroups changes (a canary tree must stay as it was)."""
+    from hypothesis import HealthCheck, given, settings
+    from fuzz_cases import ARGUMENTS
+
+    canary = os.path.join(ROOT, 'memory', 'canary')
+    baseline = snapshot()
+    baseline_dirs = set(baseline)
+    tally = {'cases': 0, 'ok': 0, 'refused': 0, 'failed': 0}
+    problems = []
+
+    @settings(max_examples=job['cases'], database=None, deadline=None, derandomize=job.get('derandomize', True),
+              suppress_health_check=list(HealthCheck))
+    @given(ARGUMENTS)
+    def case(params):
+        params = dict(params, lock_timeout=5, mountpoint=ROOT)
+        tally['cases'] += 1
+        try:
+            outcome, report = run(params)
+        except Exception as exc:  # pylint: disable=broad-except
+            problems.append('%s: %r with %r' % (type(exc).__name__, exc, params))
+            return
+        tally[outcome] += 1
+        msg = report.get('msg', '')
+        if outcome != 'ok' and (not msg or 'Traceback' in msg or '\n' in msg.strip()):
+            problems.append('unclear message %r for %r' % (msg, params))
+        after = snapshot()
+        changed = [k for k in differences(baseline, after) if k.startswith('memory/canary')]
+        cgroups = (params.get('spec') or {}).get('cgroups') if isinstance(params.get('spec'), dict) else None
+        # prune below the root ('/') may remove the empty canary: that is inside the spec
+        prunes_root = params.get('prune') and isinstance(cgroups, dict) and any(
+            isinstance(k, str) and k.strip('/') == '' and k for k in cgroups)
+        if (changed or not os.path.isdir(canary)) and not prunes_root:
+            problems.append('canary changed: %s with %r' % (changed, params))
+        reset(baseline_dirs, baseline)
+
+    case()
+    return {'tally': tally, 'problems': problems[:20], 'problem_count': len(problems)}
 
 
 def main():
