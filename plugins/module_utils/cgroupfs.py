@@ -137,6 +137,11 @@ class Hierarchy:
                 names.append(entry.name)
         return sorted(names)
 
+    def files(self, path):
+        """Names of the regular files of a cgroup (its control files), sorted."""
+        return sorted(entry.name for entry in os.scandir(self._dir(path))
+                      if entry.is_file(follow_symlinks=False))
+
     def read(self, path, name):
         """The file's text, or None when the cgroup has no such file."""
         try:

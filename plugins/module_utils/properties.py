@@ -34,7 +34,7 @@ _READ_ONLY_RE = re.compile(
     r'(\.stat|\.numa_stat|usage_in_bytes|\.failcnt|\.usage|\.usage_.*|\.slabinfo'
     r'|\.effective_cpus|\.effective_mems|\.memory_pressure|\.events(\.local)?'
     r'|\.current|\.peak|\.pressure|\.controllers)$')
-_NAME_RE = re.compile(r'^[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+$|^notify_on_release$')
+_NAME_RE = re.compile(r'^[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+$|^notify_on_release$|^tasks$')
 _HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+)([KMG]B)\.(limit_in_bytes|max|rsvd\.limit_in_bytes|rsvd\.max)$')
 _HUGE_UNITS = {'KB': 1 << 10, 'MB': 1 << 20, 'GB': 1 << 30}
 
@@ -93,7 +93,7 @@ LAST = frozenset(['freezer.state'])
 
 def controller_of(name):
     """The controller that owns a file, or None for core files."""
-    if name in CORE_SETTINGS or name.startswith('cgroup.'):
+    if name in CORE_SETTINGS or name.startswith('cgroup.') or name == 'tasks':
         return None
     return name.split('.', 1)[0]
 
@@ -134,3 +134,46 @@ def writes_for(name, canonical):
     if hasattr(kind, 'writes'):
         return kind.writes(canonical)
     return [(name, text) for text in kind.render(canonical)]
+
+
+# CRIU's default properties per controller (criu/cgroup-props.c), which
+# cgroup_snapshot's "builtin" selection reads; CRIU_GLOBAL are saved for every
+# controller, and of them cgroup.procs and tasks carry only their perms.
+CRIU_BUILTIN = {
+    'cpu': ('cpu.shares', 'cpu.cfs_period_us', 'cpu.cfs_quota_us', 'cpu.rt_period_us', 'cpu.rt_runtime_us'),
+    'memory': ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'memory.swappiness',
+               'memory.soft_limit_in_bytes', 'memory.move_charge_at_immigrate', 'memory.oom_control',
+               'memory.use_hierarchy', 'memory.kmem.limit_in_bytes', 'memory.kmem.tcp.limit_in_bytes'),
+    'cpuset': ('cpuset.cpus', 'cpuset.mems', 'cpuset.memory_migrate', 'cpuset.cpu_exclusive',
+               'cpuset.mem_exclusive', 'cpuset.mem_hardwall', 'cpuset.memory_spread_page',
+               'cpuset.memory_spread_slab', 'cpuset.sched_load_balance', 'cpuset.sched_relax_domain_level'),
+    'blkio': ('blkio.weight',),
+    'freezer': (),
+    'perf_event': (),
+    'net_cls': ('net_cls.classid',),
+    'net_prio': ('net_prio.ifpriomap',),
+    'pids': ('pids.max',),
+    'devices': ('devices.list',),
+}
+CRIU_GLOBAL = ('cgroup.clone_children', 'notify_on_release', 'cgroup.procs', 'tasks')
+PERMS_ONLY = frozenset(['cgroup.procs', 'tasks', 'cgroup.threads'])
+
+# The cgroup v2 equivalents of CRIU's list, and v2's own core settings.
+V2_BUILTIN = {
+    'cpu': ('cpu.weight', 'cpu.max', 'cpu.idle'),
+    'memory': ('memory.min', 'memory.low', 'memory.high', 'memory.max', 'memory.swap.max', 'memory.oom.group'),
+    'cpuset': ('cpuset.cpus', 'cpuset.mems', 'cpuset.cpus.partition'),
+    'io': ('io.weight', 'io.max'),
+    'pids': ('pids.max',),
+    'rdma': ('rdma.max',),
+    'misc': ('misc.max',),
+}
+V2_GLOBAL = ('cgroup.subtree_control', 'cgroup.max.depth', 'cgroup.max.descendants', 'cgroup.procs',
+             'cgroup.threads')
+
+
+def builtin_properties(controller, version=1):
+    """The files CRIU saves by default for a controller (v2: the equivalents)."""
+    if version == 2:
+        return V2_BUILTIN.get(controller, ())
+    return CRIU_BUILTIN.get(controller, ())

@@ -34,9 +34,15 @@ def module_env():
     return env
 
 
-def run_calls(sandbox, calls, only=None, extra=''):
+def module_path(name):
+    """The file of one of the collection's modules, e.g. 'cgroup_snapshot'."""
+    return os.path.join(REPO, 'plugins', 'modules', name + '.py')
+
+
+def run_calls(sandbox, calls, only=None, extra='', module=MODULE):
     """calls: list of (args, check_mode, diff). Returns a list of results, each
-    with _rc, _stdout and _stderr. Fails on any traceback."""
+    with _rc, _stdout and _stderr. Fails on any traceback. module: the module
+    file to run (default cgroup_restore; see module_path)."""
     files = []
     for args, check, diff in calls:
         payload = dict(args)
@@ -46,7 +52,7 @@ def run_calls(sandbox, calls, only=None, extra=''):
         with os.fdopen(fd, 'w') as handle:
             json.dump({'ANSIBLE_MODULE_ARGS': payload}, handle)
         files.append(path)
-    proc = sandbox.run([sys.executable, '-c', DRIVER, MODULE] + files, only=only, extra=extra, env=module_env())
+    proc = sandbox.run([sys.executable, '-c', DRIVER, module] + files, only=only, extra=extra, env=module_env())
     assert proc.returncode == 0, 'sandbox run failed: %s %s' % (proc.stdout, proc.stderr)
     results = json.loads(proc.stdout)
     for result in results:
@@ -58,6 +64,11 @@ def run_calls(sandbox, calls, only=None, extra=''):
 
 def run(sandbox, check=False, diff=False, only=None, extra='', **args):
     return run_calls(sandbox, [(args, check, diff)], only=only, extra=extra)[0]
+
+
+def run_module(sandbox, name, check=False, diff=False, only=None, extra='', **args):
+    """One call of another module of the collection, e.g. 'cgroup_snapshot'."""
+    return run_calls(sandbox, [(args, check, diff)], only=only, extra=extra, module=module_path(name))[0]
 
 
 def read(sandbox, hierarchy, *parts):
