@@ -40,7 +40,8 @@ def sandbox():
 def pytest_sessionfinish(session, exitstatus):
     if os.geteuid() != 0:
         return
-    left = cgroup_sandbox.leftovers(TEST_PREFIX)
+    # Only this session's sandboxes (named with its pid): other test runs may be going on.
+    left = cgroup_sandbox.leftovers('%s%d-' % (TEST_PREFIX, os.getpid()))
     if left:
         sys.stderr.write('\nLEFT BEHIND on this host: %s\n' % ', '.join(left))
         session.exitstatus = 1

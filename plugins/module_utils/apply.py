@@ -57,6 +57,8 @@ def _hint(action, exc, context):
                 'must lie inside this one\'s' % (prop, ' (%s)' % parent if parent is not None else ''))
     if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
         return 'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children'
+    if context.get('gone'):
+        return 'the cgroup disappeared after it was checked (removed by someone else); run again'
     if code == errno.ENOENT and action.kind == 'write':
         return 'the kernel has no such file here (controller option or accounting not enabled)'
     if code == errno.EEXIST:
@@ -172,9 +174,14 @@ class Applier:
         context = {}
         fs = self.handles.get(action.hierarchy)
         prop = action.prop or ''
-        if fs is None or action.kind != 'write':
+        if fs is None or action.kind == 'mount':
             return context
         try:
+            if getattr(exc, 'errno', None) == errno.ENOENT and action.kind != 'mkdir' and not fs.exists(action.path):
+                context['gone'] = True
+                return context
+            if action.kind != 'write':
+                return context
             if prop.startswith('memory.') and getattr(exc, 'errno', None) == errno.EBUSY:
                 usage = fs.read(action.path, 'memory.usage_in_bytes')
                 context['usage'] = usage.strip() if usage else None

@@ -121,13 +121,26 @@ class Hierarchy:
         return '/'.join(parts)
 
     def exists(self, path):
+        """A fresh lookup: a cached descriptor outlives a removed directory."""
+        if not path:
+            return True
+        try:
+            parent = self._dir(path[:-1])
+            st = os.stat(path[-1], dir_fd=parent, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                self._forget(path)
+                return False
+            raise
+        if not stat.S_ISDIR(st.st_mode):
+            return False
         try:
             self._dir(path)
-            return True
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 return False
             raise
+        return True
 
     def subdirs(self, path):
         fd = self._dir(path)

@@ -50,18 +50,18 @@ def _python(version):
     return None
 
 
-def playbook(sandbox, play, *args, interpreter=None):
+def playbook(sandbox, play, *args, interpreter=None, tag=''):
     """Run the play; returns (rc, changed count from the recap, registered
-    result of its first task, full output)."""
-    result_file = os.path.join(sandbox.work, 'result.json')
+    result of its first task, full output). `tag` keeps concurrent runs apart."""
+    result_file = os.path.join(sandbox.work, 'result%s.json' % tag)
     play = dict(play, tasks=[dict(play['tasks'][0], ignore_errors=True), {
         'name': 'Keep the result for the test',
         'ansible.builtin.copy': {'content': '{{ restore | to_json }}', 'dest': result_file, 'mode': '0600'},
         'check_mode': False, 'changed_when': False}])
-    path = os.path.join(sandbox.work, 'play.yml')
+    path = os.path.join(sandbox.work, 'play%s.yml' % tag)
     with open(path, 'w') as handle:
         yaml.safe_dump([play], handle)
-    inventory = os.path.join(sandbox.work, 'inventory.ini')
+    inventory = os.path.join(sandbox.work, 'inventory%s.ini' % tag)
     with open(inventory, 'w') as handle:
         handle.write('localhost ansible_connection=local ansible_python_interpreter=%s\n'
                      % (interpreter or sys.executable))

@@ -196,6 +196,22 @@ def fuzz(job):
     return {'tally': tally, 'problems': problems[:20], 'problem_count': len(problems)}
 
 
+def race(job):
+    """A cgroup of the spec is removed between observe and apply."""
+    victim = os.path.join(ROOT, job['victim'])
+
+    def hook(number, action):
+        if number == 1:
+            os.rmdir(victim)
+    Applier.fault_hook = staticmethod(hook)
+    before = snapshot()
+    outcome, report = run(job['params'])
+    Applier.fault_hook = None
+    after = snapshot()
+    return {'outcome': outcome, 'msg': report.get('msg'), 'failed_items': report.get('failed_items'),
+            'diff': differences(before, after)}
+
+
 def main():
     with open(sys.argv[1]) as handle:
         job = json.load(handle)

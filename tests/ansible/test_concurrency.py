@@ -1,0 +1,45 @@
+"""8 ansible-playbook runs at once against one sandbox host: the same restore,
+then 8 different ones. The host lock serialises them; the end state is right."""
+
+import copy
+import threading
+
+from modrun import read
+from test_playbooks import PLAY, playbook
+
+
+def _play(n):
+    play = copy.deepcopy(PLAY)
+    task = play['tasks'][0]['checkpoint_restore.cgroups.cgroup_restore']
+    task['spec'] = {'version': 1, 'cgroups': {'ct%d' % n: {'pids.max': 10 + n, 'cpu.shares': 100 + n},
+                                              'ct%d/a' % n: {'memory.limit_in_bytes': '%dM' % (8 + n)}}}
+    return play
+
+
+def _at_once(sandbox, plays):
+    results = [None] * len(plays)
+
+    def one(i):
+        results[i] = playbook(sandbox, plays[i], tag='-%d' % i)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_eight_identical_playbooks_at_once(sandbox):
+    results = _at_once(sandbox, [_play(1)] * 8)
+    assert all(rc == 0 and not task.get('failed') for rc, _c, task, _o in results), results
+    assert sum(changed for _rc, changed, _t, _o in results) == 1
+    assert any(task['lock_waited'] > 0 for _rc, _c, task, _o in results)
+    assert read(sandbox, 'memory', 'ct1', 'a', 'memory.limit_in_bytes') == str(9 << 20)
+
+
+def test_eight_different_playbooks_at_once(sandbox):
+    results = _at_once(sandbox, [_play(i) for i in range(8)])
+    assert all(rc == 0 and changed == 1 for rc, changed, _t, _o in results), [r[3][-300:] for r in results]
+    for i in range(8):
+        assert read(sandbox, 'pids', 'ct%d' % i, 'pids.max') == str(10 + i)
+        assert read(sandbox, 'memory', 'ct%d' % i, 'a', 'memory.limit_in_bytes') == str((8 + i) << 20)

@@ -1,0 +1,193 @@
+"""Hostile environments, concurrency, limits the kernel really enforces after
+a restore, kernel refusals with useful messages, systemd-owned cgroups and
+properties the host lacks."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from engine_run import run_engine
+from modrun import read, run, run_calls, snapshot
+
+JOIN = ('import os, sys\n'
+        'for path in sys.argv[1:]:\n'
+        '    with open(path, "w") as handle:\n'
+        '        handle.write(str(os.getpid()))\n')
+
+
+def _in_cgroup(sandbox, code, *cgroups, **kwargs):
+    """Start python running `code` after joining the given (hierarchy, path) cgroups."""
+    procs = [os.path.join(sandbox.path(h, *p.split('/')), 'cgroup.procs') for h, p in cgroups]
+    return subprocess.Popen([sys.executable, '-c', JOIN + code] + procs, **kwargs)
+
+
+# -- hostile environment -------------------------------------------------------
+
+def test_read_only_cgroup_mount_is_refused(sandbox):
+    before = snapshot(sandbox)
+    result = run(sandbox, extra='mount -o remount,bind,ro /sys/fs/cgroup/memory',
+                 spec={'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '1G'}}}, mode='opport')
+    assert result['failed'] and 'read-only' in result['msg'] and 'memory' in result['msg'], result
+    assert snapshot(sandbox) == before
+
+
+@pytest.mark.parametrize('mode', ['strict', 'bind', 'opport'])
+def test_cgroup_removed_between_observe_and_apply(sandbox, mode):
+    os.makedirs(sandbox.path('pids', 'ct', 'gone'))
+    spec = {'version': 1, 'cgroups': {'ct': {'pids.max': 9}, 'ct/gone': {'pids.max': 3}, 'ct/new': {'pids.max': 2}}}
+    params = {'spec': spec, 'mode': mode}
+    if mode == 'strict':
+        params = {'spec': {'version': 1, 'cgroups': {'x': {'pids.max': 4}, 'x/y': {'pids.max': 1}}}, 'root': 'ct/gone'}
+    result = run_engine(sandbox, {'kind': 'race', 'victim': 'pids/ct/gone', 'params': params})
+    assert result['outcome'] == 'failed', result
+    assert 'disappeared' in result['msg'] or 'disappeared' in str(result['failed_items']), result
+    if mode != 'opport':
+        # rolled back: the only difference is the cgroup the race removed
+        assert result['diff'] == ['pids/ct/gone'], result
+
+
+# -- concurrency ----------------------------------------------------------------
+
+def _spec(n, limit='64M'):
+    return {'version': 1, 'cgroups': {'ct%d' % n: {'pids.max': 10 + n, 'memory.limit_in_bytes': limit},
+                                      'ct%d/a' % n: {'pids.max': n + 1, 'cpu.shares': 100 + n}}}
+
+
+def _concurrently(count, target):
+    results = [None] * count
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, target(i))) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_eight_identical_restores_at_once(sandbox):
+    results = _concurrently(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(1)), False, False)])[0])
+    assert all(not r.get('failed') for r in results), results
+    assert sum(1 for r in results if r['changed']) == 1  # exactly one did the work
+    assert sum(1 for r in results if r['lock_waited'] > 0) >= 1
+    assert read(sandbox, 'pids', 'ct1', 'a', 'pids.max') == '2'
+    assert read(sandbox, 'cpu', 'ct1', 'a', 'cpu.shares') == '101'
+
+
+def test_eight_different_restores_at_once(sandbox):
+    results = _concurrently(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(i)), False, False)])[0])
+    assert all(r['changed'] and not r.get('failed') for r in results), results
+    for i in range(8):
+        assert read(sandbox, 'pids', 'ct%d' % i, 'pids.max') == str(10 + i)
+        assert read(sandbox, 'cpu', 'ct%d' % i, 'a', 'cpu.shares') == str(100 + i)
+
+
+# -- limits the kernel enforces -------------------------------------------------
+
+def test_pids_max_stops_forks(sandbox):
+    assert not run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'pids.max': 5}}}).get('failed')
+    code = ('import os, time\nkids = []\n'
+            'for _ in range(20):\n'
+            '    try:\n        pid = os.fork()\n    except OSError:\n        break\n'
+            '    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    kids.append(pid)\n'
+            'print(len(kids))\n'
+            'for pid in kids:\n    os.kill(pid, 9)\n    os.waitpid(pid, 0)\n')
+    proc = _in_cgroup(sandbox, code, ('pids', 'ct'), stdout=subprocess.PIPE, universal_newlines=True)
+    out, _err = proc.communicate(timeout=60)
+    assert int(out) == 4  # the process itself is the fifth
+    assert int(read(sandbox, 'pids', 'ct', 'pids.events').split()[1]) >= 1
+
+
+def test_memory_limit_holds_a_hog(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '64M', 'memory.memsw.limit_in_bytes': '64M'}}}
+    assert not run(sandbox, spec=spec).get('failed')
+    code = 'blocks = []\nfor _ in range(64):\n    blocks.append(bytearray(8 << 20))\nprint("survived")\n'
+    proc = _in_cgroup(sandbox, code, ('memory', 'ct'), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      universal_newlines=True)
+    out, _err = proc.communicate(timeout=120)
+    assert 'survived' not in out
+    assert proc.returncode in (-signal.SIGKILL, 1), proc.returncode  # OOM-killed, or MemoryError
+    oom = dict(line.split() for line in read(sandbox, 'memory', 'ct', 'memory.oom_control').splitlines())
+    assert proc.returncode == 1 or int(oom['oom_kill']) >= 1, oom  # the kernel's OOM killer, in this cgroup
+    assert int(read(sandbox, 'memory', 'ct', 'memory.max_usage_in_bytes')) <= 64 << 20
+
+
+def test_cfs_quota_caps_a_busy_loop(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 20000}}}
+    assert not run(sandbox, spec=spec).get('failed')
+    code = ('import os, time\nend = time.time() + 2\n'
+            'while time.time() < end:\n    pass\n'
+            't = os.times()\nprint(t.user + t.system)\n')
+    proc = _in_cgroup(sandbox, code, ('cpu', 'ct'), stdout=subprocess.PIPE, universal_newlines=True)
+    out, _err = proc.communicate(timeout=60)
+    share = float(out) / 2.0
+    print('busy loop CPU share under a 20%% quota: %.3f' % share)
+    assert share <= 0.30, share
+    stat = dict(line.split() for line in read(sandbox, 'cpu', 'ct', 'cpu.stat').splitlines())
+    assert int(stat['nr_throttled']) > 0
+
+
+# -- kernel refusals with useful messages ----------------------------------------
+
+def test_lowering_memory_below_usage_names_the_usage(sandbox):
+    assert not run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '512M'}}}).get('failed')
+    ready = os.path.join(sandbox.work, 'ready')
+    code = ('import time\nblock = bytearray(100 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\n'
+            'open(%r, "w").close()\ntime.sleep(60)\n' % ready)
+    proc = _in_cgroup(sandbox, code, ('memory', 'ct'))
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(ready) and time.time() < deadline:
+            time.sleep(0.1)
+        result = run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'memory.limit_in_bytes': '10M'}}}, mode='bind')
+        assert result['failed'] and 'EBUSY' in result['msg'] and 'memory.usage_in_bytes = ' in result['msg'], result
+        assert "memory:ct memory.limit_in_bytes" in result['msg']
+        assert read(sandbox, 'memory', 'ct', 'memory.limit_in_bytes') == str(512 << 20)  # rolled back
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_emptying_a_cpuset_that_has_tasks(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'cpuset.cpus': '0', 'cpuset.mems': '0'}}}
+    assert not run(sandbox, spec=spec).get('failed')
+    proc = _in_cgroup(sandbox, 'import time\ntime.sleep(60)\n', ('cpuset', 'ct'))
+    try:
+        time.sleep(0.3)
+        result = run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'cpuset.cpus': ''}}}, mode='opport')
+        assert result['failed'] and 'ENOSPC' in result['failed_items'][0]['error'], result
+        assert 'cannot be left without CPUs' in result['failed_items'][0]['error']
+        assert read(sandbox, 'cpuset', 'ct', 'cpuset.cpus') == '0'
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- systemd-owned cgroups and properties the host lacks --------------------------
+
+def test_systemd_managed_cgroups_are_refused_unless_allowed(sandbox):
+    spec = {'version': 1, 'cgroups': {'machine.slice/ct': {'pids.max': 5}}}
+    result = run(sandbox, spec=spec)
+    assert result['failed'] and 'machine.slice' in result['msg'] and 'daemon-reload' in result['msg'], result
+    assert not os.path.exists(sandbox.path('pids', 'machine.slice'))
+    result = run(sandbox, spec={'version': 1, 'cgroups': {'ct': {'pids.max': 5}}}, root='system.slice/x.service')
+    assert result['failed'] and 'system.slice' in result['msg'], result
+    result = run(sandbox, spec=spec, allow_systemd_managed=True)
+    assert result['changed'] and read(sandbox, 'pids', 'machine.slice', 'ct', 'pids.max') == '5', result
+
+
+def test_missing_properties_warn_restores_the_rest(sandbox):
+    os.mkdir(sandbox.path('cpu', 'old'))
+    spec = {'version': 1, 'cgroups': {'old': {'cpu.shares': 300, 'cpu.no_such_knob': 1},
+                                      'new': {'cpu.shares': 400, 'cpu.no_such_knob': 1}}}
+    result = run(sandbox, spec=spec, mode='opport')
+    assert result['failed'] and 'cpu.no_such_knob' in result['msg'] and 'missing_properties=warn' in result['msg']
+    assert read(sandbox, 'cpu', 'old', 'cpu.shares') == '1024'
+    result = run(sandbox, spec=spec, mode='opport', missing_properties='warn')
+    assert result['changed'] and not result.get('failed'), result
+    warnings = ' '.join(str(w) for w in result.get('warnings', []))
+    assert 'cpu:old property cpu.no_such_knob' in warnings and 'cpu:new property cpu.no_such_knob' in warnings
+    assert read(sandbox, 'cpu', 'old', 'cpu.shares') == '300' and read(sandbox, 'cpu', 'new', 'cpu.shares') == '400'
