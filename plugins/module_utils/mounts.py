@@ -191,11 +191,14 @@ def _errname(exc):
     return errno.errorcode.get(exc.errno, str(exc.errno))
 
 
-def _check_src(req):
-    """A bind source must be a directory on a cgroup filesystem."""
+def _check_src(req, check_mode):
+    """A bind source must be a directory on a cgroup filesystem. In check mode
+    it may be missing: an earlier task would have created it."""
     try:
         fd = os.open(req.src, os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
     except OSError as exc:
+        if check_mode and exc.errno == errno.ENOENT:
+            return
         raise Refusal('Failed to bind %s onto %s: the source cannot be opened: %s (%s).'
                       % (req.src, req.path, exc.strerror, _errname(exc)))
     try:
@@ -269,7 +272,7 @@ def run(params, check_mode=False, want_diff=False):
     src_id = None
     if req.fstype == 'bind':
         if req.state == 'mounted':
-            _check_src(req)
+            _check_src(req, check_mode)
         src_id = source_identity(seen, req.src)
     decision = decide(req, mounts, kernel_ids, src_id)
     result = dict(changed=decision.action is not None, path=req.path, fstype=req.fstype, state=req.state,
