@@ -11,7 +11,9 @@ in qemu-system-x86_64:
   decompressed (both keyed on the kernel version);
 - this machine's root filesystem shared read-only over 9p, so the command
   sees the repo, the .venv and this machine's Python at their usual paths;
-- tmpfs on /tmp, /var/tmp, /run and /dev/shm, since the root is read-only;
+- since the root is read-only, writes go to tmpfs: /run and /dev/shm are
+  empty tmpfs, and /tmp and /var/tmp are overlays that show the host's files
+  (a checkout may live there) and keep the VM's changes to themselves;
 - cgroup2 on /sys/fs/cgroup with every controller enabled in the root's
   cgroup.subtree_control;
 - a run directory shared read-write at the same path inside and outside
@@ -54,8 +56,9 @@ INIT_SCRIPT = os.path.join(REPO, 'tools', 'v2vm', 'init')
 CACHE_DIR = os.path.join(REPO, 'build', 'v2vm')
 BUSYBOX = '/bin/busybox'
 QEMU = 'qemu-system-x86_64'
-# What /init loads: the 9p filesystem over virtio-pci, with their dependencies.
-MODULES = ('virtio_pci', '9pnet_virtio', '9p')
+# What /init loads: the 9p filesystem over virtio-pci, and overlayfs, with
+# their dependencies.
+MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay')
 # Host variables that the command keeps; everything else starts clean.
 PASSED_ENV = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TERM', 'CI',
               'PYENV_ROOT', 'PYENV_VERSION', 'PYTHONPATH')
@@ -240,7 +243,7 @@ def build_initramfs(version):
 
     out = []
     ino = 1
-    for directory in ('bin', 'dev', 'modules', 'proc', 'sys', 'newroot'):
+    for directory in ('bin', 'dev', 'modules', 'proc', 'sys', 'newroot', 'upper'):
         _cpio_entry(out, ino, directory, 0o040755)
         ino += 1
     # init's first stdin/stdout is /dev/console, before /init can mount devtmpfs.

@@ -59,6 +59,11 @@ except OSError as exc:
 with open('/tmp/v2vm-write-probe', 'w') as handle:
     handle.write('ok')
 out['tmp_write'] = read('/tmp/v2vm-write-probe')
+# A host file under /tmp: seen in the VM, changed only in the VM.
+out['host_tmp_file'] = read(sys.argv[2])
+with open(sys.argv[2], 'w') as handle:
+    handle.write('changed in the VM')
+out['host_tmp_file_after'] = read(sys.argv[2])
 
 with open(os.path.join(os.environ['V2VM_SHARE'], 'probe.json'), 'w') as handle:
     json.dump(out, handle)
@@ -74,10 +79,15 @@ def kernel_has(version, option):
 def probe(v2vm, tmp_path_factory):
     share = tmp_path_factory.mktemp('probe')
     (share / 'probe.py').write_text(PROBE)
-    result = v2vm([sys.executable, str(share / 'probe.py'), REPO], share=str(share), timeout=300)
+    host_file = tmp_path_factory.mktemp('host-tmp') / 'file'
+    host_file.write_text('from the host')
+    result = v2vm([sys.executable, str(share / 'probe.py'), REPO, str(host_file)],
+                  share=str(share), timeout=300)
     assert result.returncode == 0, result.output
     with open(str(share / 'probe.json')) as handle:
-        return json.load(handle)
+        found = json.load(handle)
+    found['host_tmp_file_on_host'] = host_file.read_text()
+    return found
 
 
 def test_boots_debian_kernel_not_the_host_one(probe):
@@ -114,6 +124,13 @@ def test_runs_this_machines_python_with_a_read_only_root(probe):
     assert probe['repo_write'] == errno.errorcode[errno.EROFS]
     assert not os.path.exists(os.path.join(REPO, 'v2vm-write-probe'))
     assert probe['tmp_write'] == 'ok'
+    assert not os.path.exists('/tmp/v2vm-write-probe')
+
+
+def test_tmp_shows_the_hosts_files_and_keeps_the_vms_changes(probe):
+    assert probe['host_tmp_file'] == 'from the host'
+    assert probe['host_tmp_file_after'] == 'changed in the VM'
+    assert probe['host_tmp_file_on_host'] == 'from the host'
 
 
 def test_output_exit_code_and_files_come_back(v2vm, tmp_path):
