@@ -51,11 +51,16 @@ out['box_removed'] = not os.path.exists(box)
 
 out['python3'] = subprocess.run(['python3', '-c', 'import sys; print(sys.version)'],
                                 stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-try:
-    open(os.path.join(sys.argv[1], 'v2vm-write-probe'), 'w').close()
-    out['repo_write'] = 'written'
-except OSError as exc:
-    out['repo_write'] = errno.errorcode[exc.errno]
+def try_write(path):
+    try:
+        open(path, 'w').close()
+        return 'written'
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+out['root_write'] = try_write('/v2vm-write-probe')
+# EROFS, or (for a checkout under /tmp) written to the VM's overlay only.
+out['repo_write'] = try_write(os.path.join(sys.argv[1], 'v2vm-write-probe'))
 with open('/tmp/v2vm-write-probe', 'w') as handle:
     handle.write('ok')
 out['tmp_write'] = read('/tmp/v2vm-write-probe')
@@ -121,7 +126,9 @@ def test_runs_this_machines_python_with_a_read_only_root(probe):
     host_python3 = subprocess.run(['python3', '-c', 'import sys; print(sys.version)'],
                                   stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     assert probe['python3'] == host_python3
-    assert probe['repo_write'] == errno.errorcode[errno.EROFS]
+    assert probe['root_write'] == errno.errorcode[errno.EROFS]
+    assert not os.path.exists('/v2vm-write-probe')
+    assert probe['repo_write'] in (errno.errorcode[errno.EROFS], 'written')
     assert not os.path.exists(os.path.join(REPO, 'v2vm-write-probe'))
     assert probe['tmp_write'] == 'ok'
     assert not os.path.exists('/tmp/v2vm-write-probe')
