@@ -237,7 +237,7 @@ class Applier:
         fs = self.handles[action.hierarchy]
         new = self._is_new(action)
         if not new and action.before is not None:
-            self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before))
+            self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before, action.after))
         for index, (name, text) in enumerate(action.writes):
             try:
                 fs.write(action.path, name, text)
@@ -248,7 +248,7 @@ class Applier:
                 # quota first, then the period again.
                 fb_prop, fb_writes, fb_before = action.fallback
                 if not new and fb_before is not None:
-                    self.journal.append(('write', action.hierarchy, action.path, fb_prop, fb_before))
+                    self.journal.append(('write', action.hierarchy, action.path, fb_prop, fb_before, None))
                 for fb_name, fb_text in fb_writes:
                     fs.write(action.path, fb_name, fb_text)
                 fs.write(action.path, name, text)
@@ -343,9 +343,9 @@ class Applier:
                     raise
                 time.sleep(delay)
 
-    def _undo_write(self, hierarchy, path, prop, before):
+    def _undo_write(self, hierarchy, path, prop, before, after):
         fs = self.handles[hierarchy]
-        for name, text in properties.writes_for(prop, before):
+        for name, text in properties.writes_for(prop, before, after):
             fs.write(path, name, text)
 
     def _undo_chmod(self, hierarchy, path, name, mode):

@@ -7,6 +7,7 @@ ancestors and, for prune, their subtrees. The only code that reads cgroupfs."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 from collections import namedtuple
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
@@ -25,12 +26,32 @@ for _pair in (properties.MEMORY_PAIR, properties.CFS_PAIR):
         _PARTNERS[_name] = _pair
 
 
-def _files_to_read(cg, hierarchy):
+# What the planner needs of a cgroup v2 cgroup to enable controllers safely.
+V2_STATE_FILES = ('cgroup.controllers', 'cgroup.subtree_control', 'cgroup.procs', 'cgroup.type')
+
+
+def _files_to_read(target):
     names = set()
-    for prop in cg.properties:
-        if applies_to(prop.name, hierarchy):
-            names.update(_PARTNERS.get(prop.name, (prop.name,)))
+    for prop in target.props:
+        names.update(_PARTNERS.get(prop.name, (prop.name,)))
+    if target.hierarchy.version == 2:
+        names.update(V2_STATE_FILES)
     return sorted(names)
+
+
+def _v2_state(fs, path):
+    return dict((f, _read_state(fs, path, f)) for f in V2_STATE_FILES)
+
+
+def _read_state(fs, path, name):
+    """A state file; None where the kernel refuses to show it (cgroup.procs
+    of a threaded cgroup answers EOPNOTSUPP)."""
+    try:
+        return fs.read(path, name)
+    except OSError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            return None
+        raise
 
 
 def observe(targets, handles, page_size, want_subtrees=False):
@@ -45,9 +66,11 @@ def observe(targets, handles, page_size, want_subtrees=False):
             continue
         name = target.hierarchy.name
         fs = handles[name]
-        for path in ancestors(target.path):
+        v2 = target.hierarchy.version == 2
+        for path in [()] + ancestors(target.path) if v2 else ancestors(target.path):
             if (name, path) not in cgroups:
-                cgroups[(name, path)] = CgroupState(fs.exists(path), None, {}, {}, ())
+                exists = fs.exists(path)
+                cgroups[(name, path)] = CgroupState(exists, None, {}, _v2_state(fs, path) if v2 and exists else {}, ())
         if not fs.exists(target.path):
             cgroups[(name, target.path)] = MISSING
             continue
@@ -56,7 +79,7 @@ def observe(targets, handles, page_size, want_subtrees=False):
             exists=True,
             perms=fs.stat(target.path),
             file_perms=dict((f, fs.stat(target.path, f)) for f, _p in cg.file_perms if applies_to(f, target.hierarchy)),
-            values=dict((f, fs.read(target.path, f)) for f in _files_to_read(cg, target.hierarchy)),
+            values=dict((f, _read_state(fs, target.path, f)) for f in _files_to_read(target)),
             children=tuple(fs.subdirs(target.path)))
         is_top = not any(target.path[:i] in spec_paths[name] for i in range(len(target.path)))
         if want_subtrees and is_top:

@@ -84,7 +84,8 @@ def _missing_file_message(h, path, name):
 def _property_actions(target, state, created, page_size, missing='fail', warnings=None):
     h, path, cg = target.hierarchy.name, target.path, target.cgroup
     phases = _Phases()
-    wanted = dict((p.name, p) for p in cg.properties if applies_to(p.name, target.hierarchy))
+    # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
+    wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
     for name in sorted(wanted):
         if not created and state.values.get(name) is None:
             if missing != 'warn':
@@ -149,6 +150,74 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
         else:
             phases.normal.append(_write(h, path, name, current, prop.value, prop.spec_value))
     return phases
+
+
+# v1 controllers that v2 has under another name, or not at all
+_V2_CONTROLLER = {'cpuacct': 'cpu', 'blkio': 'io', 'devices': None, 'freezer': None, 'net_cls': None,
+                  'net_prio': None, 'perf_event': None, 'unified': None}
+
+
+def _v2_needs(target):
+    """Controllers a cgroup v2 cgroup needs enabled in its parent."""
+    needed = set(filter(None, (properties.controller_of(p.name) for p in target.props)))
+    for controller in target.cgroup.controllers:
+        if not controller.startswith('name='):
+            needed.add(_V2_CONTROLLER.get(controller, controller))
+    needed.discard(None)
+    return needed
+
+
+def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
+    """{(hierarchy, path): write action of cgroup.subtree_control} for cgroup v2:
+    each controller a cgroup needs is enabled from the top down to its parent,
+    and no further. A controller the parent does not offer, or a cgroup with
+    processes of its own (the no-internal-processes rule), is refused by name."""
+    need, explicit = {}, {}
+    for h, paths in by_hierarchy.items():
+        if hierarchy_of[h].version != 2:
+            continue
+        for path, target in paths.items():
+            for prop in target.props:
+                if prop.name == 'cgroup.subtree_control':
+                    explicit[(h, path)] = prop
+                    need.setdefault((h, path), set()).update(prop.value)
+            needed = _v2_needs(target)
+            for depth in range(len(path)):
+                need.setdefault((h, path[:depth]), set()).update(needed)
+    kind = properties.kind_of('cgroup.subtree_control')
+    final, actions = {}, {}
+    for h, path in sorted(need, key=lambda key: (len(key[1]), key)):
+        state = state_of(h, path)
+        is_new = (h, path) in created
+        current = frozenset() if is_new else kind.read(state.values.get('cgroup.subtree_control') or '')
+        wanted = frozenset(need[(h, path)])
+        desired = (explicit[(h, path)].value | wanted) if (h, path) in explicit else (current | wanted)
+        if is_new:
+            offered = final.get((h, path[:-1]), frozenset())
+        else:
+            offered = kind.read(state.values.get('cgroup.controllers') or '')
+        where = '%s:%s' % (h, show_path(path))
+        missing = desired - offered
+        if missing:
+            raise Refusal('Failed to enable %s in %s cgroup.subtree_control: not in its cgroup.controllers (%s); '
+                          'its parent does not enable %s, or the host does not offer %s.'
+                          % (', '.join(sorted(missing)), where, ' '.join(sorted(offered)) or 'empty',
+                             'them' if len(missing) > 1 else 'it', 'them' if len(missing) > 1 else 'it'))
+        is_real_root = not path and hierarchy_of[h].root == '/'
+        procs = state.values.get('cgroup.procs') if not is_new else None
+        if desired - current and procs and procs.strip() and not is_real_root and \
+                (state.values.get('cgroup.type') or 'domain').strip() == 'domain':
+            raise Refusal('Failed to enable %s in %s cgroup.subtree_control: the cgroup has processes of its own, '
+                          'and cgroup v2 enables controllers only for cgroups without them (the no-internal-processes '
+                          'rule); move its processes into a child cgroup first.'
+                          % (', '.join(sorted(desired - current)), where))
+        final[(h, path)] = desired
+        if desired != current:
+            prop = explicit.get((h, path))
+            actions[(h, path)] = _action('write', h, path, 'cgroup.subtree_control',
+                                         properties.writes_for('cgroup.subtree_control', desired, current),
+                                         current, desired, prop.spec_value if prop else None)
+    return actions
 
 
 def _new_cgroup_actions(h, path, is_cpuset, final_sets):
@@ -226,7 +295,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                                spec_value=hierarchy.mount_point))
 
     by_hierarchy = {}
-    controllers_of = dict((t.hierarchy.name, t.hierarchy.controllers) for t in targets)
+    hierarchy_of = dict((t.hierarchy.name, t.hierarchy) for t in targets)
     for t in targets:
         by_hierarchy.setdefault(t.hierarchy.name, {})[t.path] = t
     conflicts = []
@@ -252,6 +321,9 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             elif path:
                 conflicts.append('%s:%s' % (h, show_path(path)))
             top_down.append((len(path), h, path, target))
+    enables = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
+    listed = set((h, path) for _d, h, path, _t in top_down)
+    top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
 
     phases = _Phases()
     setup = []
@@ -262,11 +334,14 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     for _depth, h, path, target in top_down:
         is_new = (h, path) in created
         restore = target is not None and (restore_properties == 'all' or (restore_properties == 'created' and is_new))
-        own_sets = dict((p.name, p.value) for p in target.cgroup.properties
+        own_sets = dict((p.name, p.value) for p in target.props
                         if p.name in properties.HIERARCHICAL_SETS) if restore else {}
         block = []
         if is_new:
-            block.extend(_new_cgroup_actions(h, path, 'cpuset' in controllers_of[h], final_sets))
+            v1_cpuset = hierarchy_of[h].version == 1 and 'cpuset' in hierarchy_of[h].controllers
+            block.extend(_new_cgroup_actions(h, path, v1_cpuset, final_sets))
+        if (h, path) in enables:
+            block.append(enables[(h, path)])
         for name in properties.HIERARCHICAL_SETS:
             final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
         if target is not None:

@@ -13,6 +13,9 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 
 # Core files that every hierarchy has and that may be restored.
 CORE_SETTINGS = ('cgroup.clone_children', 'notify_on_release')
+# cgroup v2 core files that are settings.
+V2_CORE_SETTINGS = ('cgroup.subtree_control', 'cgroup.type', 'cgroup.max.descendants', 'cgroup.max.depth',
+                    'cgroup.freeze')
 
 # Files that move processes, run programs or trigger actions: never written.
 NEVER_WRITTEN = {
@@ -24,6 +27,7 @@ NEVER_WRITTEN = {
     'cgroup.event_control': 'it registers event listeners, not a setting',
     'cgroup.sane_behavior': 'it is read-only',
     'memory.force_empty': 'it reclaims memory, it is not a setting',
+    'memory.reclaim': 'it reclaims memory, it is not a setting',
     'memory.pressure_level': 'it registers event listeners, not a setting',
     'devices.allow': 'it is write-only; give the whole whitelist as devices.list',
     'devices.deny': 'it is write-only; give the whole whitelist as devices.list',
@@ -79,6 +83,27 @@ _KINDS = {
     'freezer.state': v.FreezerState(),
     'cgroup.clone_children': v.Flag(),
     'notify_on_release': v.Flag(),
+    # cgroup v2
+    'memory.max': v.MemorySize(unlimited_text='max'),
+    'memory.high': v.MemorySize(unlimited_text='max'),
+    'memory.low': v.MemorySize(unlimited_text='max'),
+    'memory.min': v.MemorySize(unlimited_text='max'),
+    'memory.swap.max': v.MemorySize(unlimited_text='max'),
+    'memory.swap.high': v.MemorySize(unlimited_text='max'),
+    'memory.zswap.max': v.MemorySize(unlimited_text='max'),
+    'memory.oom.group': v.Flag(),
+    'cpu.max': v.CpuMax(),
+    'cpu.weight': v.Integer(1, 10000),
+    'cpu.weight.nice': v.Integer(-20, 19),
+    'cpu.idle': v.Flag(),
+    'io.max': v.IoMax(),
+    'io.weight': v.KeyedLines(),
+    'io.bfq.weight': v.KeyedLines(),
+    'cpuset.cpus.partition': v.Kind(),
+    'cgroup.subtree_control': v.ControllerSet(),
+    'cgroup.max.descendants': v.Integer(0, None, unlimited_text='max'),
+    'cgroup.max.depth': v.Integer(0, None, unlimited_text='max'),
+    'cgroup.freeze': v.Flag(),
 }
 
 # Write-order classes (see DESIGN.md, "Order of writes").
@@ -88,7 +113,7 @@ HIERARCHICAL_SETS = frozenset(['cpuset.cpus', 'cpuset.mems'])
 HIERARCHICAL_NUMBERS = frozenset(['cpu.rt_runtime_us'])
 MEMORY_PAIR = ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes')
 CFS_PAIR = ('cpu.cfs_period_us', 'cpu.cfs_quota_us')
-LAST = frozenset(['freezer.state'])
+LAST = frozenset(['freezer.state', 'cgroup.freeze'])
 
 
 def controller_of(name):
@@ -104,7 +129,8 @@ def kind_of(name):
         return kind
     huge = _HUGETLB_RE.match(name)
     if huge:
-        return v.MemorySize(granularity=int(huge.group(1)) * _HUGE_UNITS[huge.group(2)])
+        return v.MemorySize(granularity=int(huge.group(1)) * _HUGE_UNITS[huge.group(2)],
+                            unlimited_text='max' if huge.group(3).endswith('max') else '-1')
     if name.endswith('limit_in_bytes'):
         return v.MemorySize()
     return v.Kind()
@@ -128,9 +154,12 @@ def is_control_file_name(component):
                  r'|net_prio|hugetlb|perf_event|rdma|misc)\.', component))
 
 
-def writes_for(name, canonical):
-    """(file, text) pairs that set `name` to a canonical value, one write() each."""
+def writes_for(name, canonical, current=None):
+    """(file, text) pairs that set `name` to a canonical value, one write() each.
+    `current` matters only for files written as a change (subtree_control)."""
     kind = kind_of(name)
+    if hasattr(kind, 'delta'):
+        return [(name, text) for text in kind.delta(canonical, current)]
     if hasattr(kind, 'writes'):
         return kind.writes(canonical)
     return [(name, text) for text in kind.render(canonical)]

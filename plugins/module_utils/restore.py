@@ -54,7 +54,9 @@ def read_request(params, warn=None):
         remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
         mountpoint=params.get('mountpoint') or '/sys/fs/cgroup',
         missing_properties=params.get('missing_properties') or 'fail',
-        allow_systemd_managed=bool(params.get('allow_systemd_managed')))
+        allow_systemd_managed=bool(params.get('allow_systemd_managed')),
+        translate=params.get('translate') or 'auto',
+        translate_unmappable=params.get('translate_unmappable') or 'fail')
     return spec, options
 
 
@@ -98,8 +100,10 @@ def _read_v2_controllers(mount_point):
 
 
 def _observe_and_plan(host, spec, options):
+    notes = []
     targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
-                                  options.allow_systemd_managed)
+                                  options.allow_systemd_managed, options.translate, options.translate_unmappable,
+                                  notes)
     host.open(targets)
     try:
         observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)
@@ -107,6 +111,7 @@ def _observe_and_plan(host, spec, options):
         raise Refusal('Failed to read the current cgroups: %s. Nothing was written.' % exc)
     plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune,
                      options.missing_properties)
+    plan.warnings[:0] = notes
     return targets, observed, plan
 
 
@@ -215,9 +220,9 @@ def make_diff(targets, observed, actions):
         if path and (state is None or not state.exists):
             continue
         before_dirs.add(head)
-        for prop in t.cgroup.properties:
+        for prop in t.props:
             raw = state.values.get(prop.name) if state is not None else None
-            if raw is not None and tg.applies_to(prop.name, t.hierarchy):
+            if raw is not None:
                 kind = properties.kind_of(prop.name)
                 before_values[(head, prop.name)] = kind.show(kind.read(raw))
     after_dirs.update(before_dirs)

@@ -24,7 +24,8 @@ Property = namedtuple('Property', 'name value spec_value')
 CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms properties')
 Spec = namedtuple('Spec', 'cgroups')
 Remap = namedtuple('Remap', 'root roots root_from')
-Options = namedtuple('Options', 'mode restore_properties prune remap mountpoint missing_properties allow_systemd_managed')
+Options = namedtuple('Options', 'mode restore_properties prune remap mountpoint missing_properties allow_systemd_managed '
+                                 'translate translate_unmappable')
 
 
 def show_path(path):
@@ -210,7 +211,8 @@ def _derive_controllers(cgroups):
         own = set(filter(None, (properties.controller_of(p.name) for p in cg.properties)))
         own.update(filter(None, (properties.controller_of(name) for name, _perms in cg.file_perms)))
         if cg.controllers is not None:
-            missing = own - set(cg.controllers)
+            # 'unified' names the whole cgroup v2 hierarchy, with every controller in it
+            missing = set() if 'unified' in cg.controllers else own - set(cg.controllers)
             if missing:
                 raise SpecError('Invalid spec: %s: it has properties of %s, which is not in its controllers %s.'
                                 % (where, ', '.join(sorted(missing)), ', '.join(cg.controllers)))

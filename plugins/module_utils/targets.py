@@ -11,14 +11,18 @@ from collections import namedtuple
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import translate as translate_mod
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import remap_path, show_path
 
-# hierarchy: a hierarchies.Hierarchy; planned: it is not mounted yet.
-Target = namedtuple('Target', 'cgroup hierarchy path planned')
-
+# hierarchy: a hierarchies.Hierarchy; planned: it is not mounted yet;
+# props: the cgroup's properties for this hierarchy, translated to its version.
+Target = namedtuple('Target', 'cgroup hierarchy path planned props')
 
 SYSTEMD_UNIT_SUFFIXES = ('.slice', '.scope', '.service')
+UNIFIED = 'unified'  # the pseudo-controller that names the cgroup v2 hierarchy
+# v2 core files that v1 keeps in a controller's hierarchy
+_V2_CORE_IN_V1 = {'cgroup.freeze': 'freezer'}
 
 
 def systemd_unit_in(path):
@@ -29,26 +33,38 @@ def systemd_unit_in(path):
     return None
 
 
-def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_systemd_managed=False):
+def _v2_of(hierarchies):
+    found = [h for h in hierarchies if h.version == 2]
+    return found[0] if found else None
+
+
+def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_systemd_managed=False,
+            translate='auto', unmappable='fail', warnings=None):
     """A list of Targets, one per (spec cgroup, hierarchy), and the hierarchies
-    that must be mounted first (name -> Hierarchy)."""
+    that must be mounted first (name -> Hierarchy). A controller lives in its
+    v1 hierarchy; failing that, where a v2 hierarchy is mounted, in it; failing
+    that, a v1 hierarchy is planned for mounting (see _home)."""
     planned = {}
     targets = []
+    v2 = _v2_of(hierarchies)
     for cg in spec.cgroups:
-        seen = set()
-        for controller in cg.controllers:
-            hierarchy = hz.hierarchy_for(controller, hierarchies)
-            is_planned = False
-            if hierarchy is None:
-                hierarchy = _planned_hierarchy(cg, controller, kernel_controllers, mountpoint, planned)
-                is_planned = True
-            if hierarchy.version == 2:
-                raise Refusal('Failed to restore cgroup %r: controller %s is on the cgroup v2 hierarchy at %s, '
-                              'and this version restores cgroup v1 hierarchies only.'
-                              % (show_path(cg.path), controller, hierarchy.mount_point))
-            if hierarchy.name in seen:
-                continue
-            seen.add(hierarchy.name)
+        controllers = list(cg.controllers)
+        home = {}
+        for controller in controllers:
+            home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned)
+        if not any(h.version == 2 for h in home.values()):
+            # without a v2 hierarchy, cgroup.freeze is the freezer's freezer.state
+            for name, controller in _V2_CORE_IN_V1.items():
+                if controller not in home and any(p.name == name for p in cg.properties):
+                    controllers.append(controller)
+                    home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint,
+                                             planned)
+        by_name = {}
+        for controller in controllers:
+            by_name.setdefault(home[controller].name, home[controller])
+        props = _props_by_hierarchy(cg, home, by_name)
+        for name in sorted(by_name):
+            hierarchy = by_name[name]
             if hierarchy.read_only:
                 raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
                               % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
@@ -59,8 +75,59 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
                               'reverts such writes on daemon-reload. Restore elsewhere, or set '
                               'allow_systemd_managed=true if systemd delegates it to you.'
                               % (hierarchy.name, show_path(path), unit))
-            targets.append(Target(cg, hierarchy, path, is_planned))
+            own, refused = translate_mod.for_hierarchy(props.get(name, []), hierarchy.version, translate)
+            for prop_name, reason in sorted(refused.items()):
+                message = ('%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason))
+                if unmappable != 'skip':
+                    raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
+                                  'without it.' % message)
+                if warnings is not None:
+                    warnings.append('Skipped %s.' % message)
+            targets.append(Target(cg, hierarchy, path, name in planned and hierarchy is planned[name],
+                                  tuple(own)))
     return targets, planned
+
+
+def _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned):
+    if controller == UNIFIED:
+        if v2 is None:
+            raise Refusal('Failed to restore cgroup %r: it names the cgroup v2 hierarchy (unified), and none is '
+                          'mounted under %s.' % (show_path(cg.path), mountpoint))
+        return v2
+    hierarchy = hz.hierarchy_for(controller, hierarchies)
+    if hierarchy is not None:
+        return hierarchy
+    # On a pure v2 host (cgroup2 at the mountpoint itself) every controller
+    # lives in v2: translated there, or refused by name. On a hybrid host, so
+    # do those that v2 offers and those in no v1 hierarchy (/proc/cgroups
+    # hierarchy 0): mounting one of those would bind it to a new v1 hierarchy
+    # kernel-wide. Only controllers the host already runs in v1 get mounted.
+    if v2 is not None and not controller.startswith('name=') and (
+            controller in v2.controllers or v2.name == '' or not kernel_controllers.get(controller)):
+        return v2
+    return _planned_hierarchy(cg, controller, kernel_controllers, mountpoint, planned)
+
+
+def _props_by_hierarchy(cg, home, by_name):
+    """{hierarchy name: [Property]}: each property goes where its controller
+    lives; v1 core files to every v1 hierarchy of the cgroup, v2 core files to
+    its v2 hierarchy (or, for cgroup.freeze on v1, to the freezer's)."""
+    result = {}
+    v1_names = [n for n, h in by_name.items() if h.version == 1]
+    v2_names = [n for n, h in by_name.items() if h.version == 2]
+    for prop in cg.properties:
+        controller = properties.controller_of(prop.name)
+        if controller is not None:
+            # 'unified' in the spec's controllers stands for every v2 controller
+            places = [home[controller].name] if controller in home else v2_names[:1]
+        elif translate_mod.is_v2_name(prop.name):
+            places = v2_names or ([home[_V2_CORE_IN_V1[prop.name]].name]
+                                  if _V2_CORE_IN_V1.get(prop.name) in home else v1_names[:1])
+        else:
+            places = v1_names or v2_names[:1]
+        for place in places:
+            result.setdefault(place, []).append(prop)
+    return result
 
 
 def _planned_hierarchy(cg, controller, kernel_controllers, mountpoint, planned):

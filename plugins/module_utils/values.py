@@ -386,3 +386,124 @@ class FreezerState(Kind):
 
     def render(self, canonical):
         return [canonical]
+
+
+class CpuMax(Kind):
+    """cgroup v2 cpu.max: '$QUOTA $PERIOD', quota 'max' for no limit. A spec
+    may give the quota alone; the period is then left as it is."""
+
+    name = 'cpu.max value'
+
+    def parse(self, value):
+        if isinstance(value, (list, tuple)) and len(value) in (1, 2):
+            words = [_scalar_text(v) for v in value]
+        else:
+            words = _single_line(_scalar_text(value)).split()
+        if len(words) not in (1, 2):
+            raise ValueError('expected "QUOTA PERIOD" such as "50000 100000" or "max 100000", got %r' % (value,))
+        quota = UNLIMITED if words[0] in ('max', '-1') else words[0]
+        if quota != UNLIMITED:
+            if not quota.isdigit() or int(quota) < 1000:
+                raise ValueError('the quota must be max or at least 1000 microseconds, got %r' % (words[0],))
+            quota = int(quota)
+        period = None
+        if len(words) == 2:
+            if not words[1].isdigit() or not 1000 <= int(words[1]) <= 1000000:
+                raise ValueError('the period must be 1000 to 1000000 microseconds, got %r' % (words[1],))
+            period = int(words[1])
+        return (quota, period)
+
+    def read(self, raw):
+        words = raw.split()
+        return (UNLIMITED if words[0] == 'max' else int(words[0]), int(words[1]))
+
+    def same(self, desired, current, page_size=4096):
+        return desired[0] == current[0] and desired[1] in (None, current[1])
+
+    def render(self, canonical):
+        quota = 'max' if canonical[0] == UNLIMITED else str(canonical[0])
+        return [quota if canonical[1] is None else '%s %d' % (quota, canonical[1])]
+
+    def show(self, canonical):
+        return self.render(canonical)[0]
+
+
+class IoMax(Kind):
+    """cgroup v2 io.max: 'MAJ:MIN rbps=N wbps=max ...' per device; only the
+    keys given are compared, one device per write()."""
+
+    name = 'io.max lines'
+    multi_line = True
+
+    def _parse_lines(self, lines):
+        devices = {}
+        for line in lines:
+            words = _single_line(_scalar_text(line)).split()
+            if not words:
+                continue
+            if not re.match(r'^[0-9]+:[0-9]+$', words[0]):
+                raise ValueError('expected "MAJ:MIN key=value ...", got %r' % (line,))
+            limits = devices.setdefault(words[0], {})
+            for word in words[1:]:
+                key, sep, val = word.partition('=')
+                if not sep or key not in ('rbps', 'wbps', 'riops', 'wiops') or not (val == 'max' or val.isdigit()):
+                    raise ValueError('expected rbps, wbps, riops or wiops = a number or max, got %r' % (word,))
+                limits[key] = val
+        return tuple(sorted((dev, tuple(sorted(limits.items()))) for dev, limits in devices.items()))
+
+    def parse(self, value):
+        if isinstance(value, str):
+            value = value.splitlines()
+        if not isinstance(value, (list, tuple)):
+            raise ValueError('expected lines of "MAJ:MIN key=value ..."')
+        return self._parse_lines(value)
+
+    def read(self, raw):
+        return self._parse_lines(raw.splitlines())
+
+    def same(self, desired, current, page_size=4096):
+        have = dict((dev, dict(limits)) for dev, limits in current)
+        return all(dev in have and all(have[dev].get(k, 'max') == v for k, v in limits)
+                   for dev, limits in desired)
+
+    def render(self, canonical):
+        return ['%s %s' % (dev, ' '.join('%s=%s' % kv for kv in limits)) for dev, limits in canonical]
+
+    def show(self, canonical):
+        return ', '.join(self.render(canonical))
+
+
+class ControllerSet(Kind):
+    """cgroup.subtree_control: a set of controller names, changed with
+    '+name' and '-name' words from the current set."""
+
+    name = 'controller list'
+
+    def parse(self, value):
+        if isinstance(value, str):
+            value = value.replace(',', ' ').split()
+        if not isinstance(value, (list, tuple)):
+            raise ValueError('expected a list of controller names')
+        names = [_scalar_text(v).lstrip('+') for v in value]
+        for name in names:
+            if not re.match(r'^[a-z_]+$', name):
+                raise ValueError('%r is not a controller name' % (name,))
+        return frozenset(names)
+
+    def read(self, raw):
+        return frozenset(raw.split())
+
+    def same(self, desired, current, page_size=4096):
+        return desired == current
+
+    def delta(self, target, current):
+        """One write of '+a +b -c' that turns current into target."""
+        words = ['+' + c for c in sorted(target - (current or frozenset()))]
+        words += ['-' + c for c in sorted((current or frozenset()) - target)]
+        return [' '.join(words)] if words else []
+
+    def render(self, canonical):
+        return self.delta(canonical, frozenset())
+
+    def show(self, canonical):
+        return ' '.join(sorted(canonical))

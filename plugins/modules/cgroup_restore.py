@@ -16,7 +16,11 @@ description:
     C(--manage-cgroups) does during a restore, as idempotent configuration management.
   - One call restores a whole tree, or several containers.
   - Works on cgroup v1 hierarchies, co-mounted ones (C(cpu,cpuacct)) and named ones
-    (C(name=systemd)) included. Hierarchies are discovered from C(/proc/self/mountinfo).
+    (C(name=systemd)) included, and on the cgroup v2 unified hierarchy, pure (at O(mountpoint)) or
+    hybrid (at C(<mountpoint>/unified)). Hierarchies are discovered from C(/proc/self/mountinfo).
+  - On cgroup v2, controllers are enabled in C(cgroup.subtree_control) from the top down, only those
+    the spec needs and only up to the parent of each cgroup that uses them. The controller name
+    C(unified) in a cgroup's C(controllers) names the v2 hierarchy itself.
   - The module observes the cgroups of the spec, plans the writes in the order the kernel
     needs, then applies them. Values are compared the way the kernel means them
     (page rounding, C(-1) and C(max), cpuset ranges, device whitelists as sets), so a
@@ -40,7 +44,7 @@ attributes:
     details: The diff shows the tree as sorted lines of hierarchy, cgroup, property and value.
   platform:
     platforms: posix
-    details: Linux with cgroup v1 hierarchies.
+    details: Linux with cgroup v1 hierarchies, cgroup v2, or both.
 options:
   spec:
     description:
@@ -140,6 +144,24 @@ options:
         back (for new ones). V(warn) restores the rest and lists each skipped property as a warning.
     type: str
     choices: [fail, warn]
+    default: fail
+  translate:
+    description:
+      - Translate between cgroup v1 and v2 names and values when a property lands in a hierarchy of the
+        other version (a v1 spec on a v2 host, or the reverse). The table of mappings and formulas is in
+        the collection's C(docs/TRANSLATION.md).
+      - V(never) refuses such properties by name instead.
+      - Each translated write in RV(writes) carries the spec's names and values in C(spec_value).
+    type: str
+    choices: [auto, never]
+    default: auto
+  translate_unmappable:
+    description:
+      - What to do with a setting that has no counterpart in the other version (for example
+        C(devices.list) on cgroup v2). V(fail) refuses the restore and names it; V(skip) restores the rest
+        and lists it as a warning.
+    type: str
+    choices: [fail, skip]
     default: fail
   allow_systemd_managed:
     description:
@@ -279,6 +301,8 @@ ARGUMENT_SPEC = dict(
     prune=dict(type='bool', default=False),
     lock_timeout=dict(type='int', default=60),
     missing_properties=dict(type='str', default='fail', choices=['fail', 'warn']),
+    translate=dict(type='str', default='auto', choices=['auto', 'never']),
+    translate_unmappable=dict(type='str', default='fail', choices=['fail', 'skip']),
     allow_systemd_managed=dict(type='bool', default=False),
 )
 

@@ -131,9 +131,94 @@ def test_comounted_kernel_controllers_are_mounted_together():
     assert planned['net_cls,net_prio'].mount_point == '/sys/fs/cgroup/net_cls,net_prio'
 
 
-def test_v2_only_controller_is_refused_for_now():
-    with pytest.raises(Refusal, match='cgroup v2'):
-        plan({'ct': {'hugetlb.2MB.max': '1G'}})
+V2_HOST = hz.discover(hz.parse_mountinfo(
+    '31 23 0:28 /box /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw'), {}, '/sys/fs/cgroup',
+    lambda p: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'])
+
+
+def plan_v2(cgroups, live=None, mode='strict', hierarchies=None, translate='auto', unmappable='fail', **kw):
+    spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+    warnings = []
+    targets, planned = tg.resolve(spec, hierarchies or V2_HOST, {}, sp.parse_remap(None, None, None),
+                                  '/sys/fs/cgroup', translate=translate, unmappable=unmappable, warnings=warnings)
+    root = existing({'cgroup.controllers': 'cpuset cpu io memory hugetlb pids', 'cgroup.subtree_control': '',
+                     'cgroup.procs': '', 'cgroup.type': 'domain'})
+    live = dict(live or {})
+    live.setdefault(('', ()), root)
+    return make_plan(targets, planned, Observed(live, {}, 4096), mode, **kw), warnings
+
+
+def writes_of(result):
+    return [(sp.show_path(a.path), a.prop, a.writes) for a in result.actions if a.kind == 'write']
+
+
+def test_v2_enables_controllers_top_down_only_as_far_as_needed():
+    result, _w = plan_v2({'ct': {'memory.max': '512M', 'pids.max': 10},
+                          'ct/a': {'controllers': ['memory'], 'properties': {'memory.max': '128M'}}})
+    assert steps(result)[:2] == ['write :/ cgroup.subtree_control', 'mkdir :ct']
+    assert writes_of(result)[0] == ('/', 'cgroup.subtree_control', (('cgroup.subtree_control', '+memory +pids'),))
+    # ct enables only memory for its child a, not pids
+    assert ('ct', 'cgroup.subtree_control', (('cgroup.subtree_control', '+memory'),)) in writes_of(result)
+    assert steps(result).index('write :ct cgroup.subtree_control') < steps(result).index('mkdir :ct/a')
+
+
+def test_v2_refuses_a_controller_the_parent_does_not_offer():
+    hierarchies = hz.discover(hz.parse_mountinfo('31 23 0:28 /box /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), {},
+                              '/sys/fs/cgroup', lambda p: [])
+    spec = sp.load_spec({'cgroups': {'ct': {'controllers': ['unified'], 'properties': {'memory.max': '1G'}}}})
+    targets, planned = tg.resolve(spec, hierarchies, {}, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    live = {('', ()): existing({'cgroup.controllers': '', 'cgroup.subtree_control': '', 'cgroup.procs': ''})}
+    with pytest.raises(Refusal, match=r'enable memory in :/ cgroup.subtree_control: not in its cgroup.controllers'):
+        make_plan(targets, planned, Observed(live, {}, 4096), 'strict')
+
+
+def test_v2_no_internal_processes_rule_is_explained():
+    busy = existing({'cgroup.controllers': 'memory', 'cgroup.subtree_control': '', 'cgroup.procs': '42\n',
+                     'cgroup.type': 'domain', 'memory.max': 'max'})
+    with pytest.raises(Refusal, match='no-internal-processes'):
+        plan_v2({'ct': {'memory.max': '1G'}, 'ct/a': {'memory.max': '1G'}}, {('', ('ct',)): busy}, mode='opport')
+
+
+def test_v1_spec_is_translated_on_a_v2_host():
+    result, _w = plan_v2({'ct': {'cpu.shares': 512, 'cpu.cfs_quota_us': 50000, 'cpu.cfs_period_us': 100000,
+                                 'memory.limit_in_bytes': '512M', 'memory.memsw.limit_in_bytes': '1G',
+                                 'memory.soft_limit_in_bytes': '256M', 'pids.max': 100, 'blkio.weight': 500}})
+    got = dict((a.prop, (a.writes, a.spec_value)) for a in result.actions if a.kind == 'write' and a.path)
+    assert got['cpu.weight'] == ((('cpu.weight', '50'),), {'cpu.shares': 512})
+    assert got['cpu.max'][0] == (('cpu.max', '50000 100000'),)
+    assert got['memory.max'][0] == (('memory.max', str(512 << 20)),)
+    assert got['memory.swap.max'][0] == (('memory.swap.max', str(512 << 20)),)
+    assert got['memory.low'][0] == (('memory.low', str(256 << 20)),)
+    assert got['io.weight'][0] == (('io.weight', 'default 4950'),)
+    assert got['pids.max'][0] == (('pids.max', '100'),)
+
+
+def test_unmappable_settings_are_refused_by_name_or_skipped():
+    with pytest.raises(Refusal, match='devices.list: cgroup v2 has no counterpart'):
+        plan_v2({'ct': {'devices.list': ['c 1:3 rwm'], 'pids.max': 5}})
+    result, warnings = plan_v2({'ct': {'devices.list': ['c 1:3 rwm'], 'pids.max': 5}}, unmappable='skip')
+    assert 'devices.list' in warnings[0] and [w[1] for w in writes_of(result)][-1] == 'pids.max'
+    with pytest.raises(Refusal, match='cpu.shares: it is a cgroup v1 name and translate is never'):
+        plan_v2({'ct': {'cpu.shares': 512}}, translate='never')
+
+
+def test_v2_spec_is_translated_on_a_v1_host():
+    result = plan({'ct': {'memory.max': '1G', 'memory.swap.max': '1G', 'cpu.weight': 200, 'cpu.max': 'max 100000',
+                          'cgroup.freeze': 1}})
+    got = [(a.hierarchy, a.prop, a.writes) for a in result.actions if a.kind == 'write']
+    assert ('memory', 'memory.limit_in_bytes', (('memory.limit_in_bytes', str(1 << 30)),)) in got
+    assert ('memory', 'memory.memsw.limit_in_bytes', (('memory.memsw.limit_in_bytes', str(2 << 30)),)) in got
+    assert ('cpu,cpuacct', 'cpu.shares', (('cpu.shares', '2048'),)) in got
+    assert ('cpu,cpuacct', 'cpu.cfs_quota_us', (('cpu.cfs_quota_us', '-1'),)) in got
+    assert got[-1] == ('freezer', 'freezer.state', (('freezer.state', 'FROZEN'),))
+
+
+def test_hugetlb_on_the_v2_hierarchy_of_a_hybrid_host():
+    live = {('unified', ()): existing({'cgroup.controllers': 'hugetlb', 'cgroup.subtree_control': '',
+                                       'cgroup.procs': '1\n', 'cgroup.type': 'domain'})}
+    result = plan({'ct': {'hugetlb.2MB.max': '4M'}}, live)
+    assert steps(result) == ['write unified:/ cgroup.subtree_control', 'mkdir unified:ct',
+                             'write unified:ct hugetlb.2MB.max']
 
 
 def test_ancestors_created_without_properties_and_refused_in_bind():
@@ -179,3 +264,12 @@ def test_new_cpuset_child_starts_with_the_parents_final_value():
     start = [a for a in result.actions if a.kind == 'write' and a.path == ('ct', 'new')]
     assert [(a.prop, sorted(a.after)) for a in start] == [('cpuset.cpus', [0])]
     assert steps(result)[-1] == 'write cpuset:ct cpuset.cpus'
+
+
+def test_hybrid_host_never_binds_an_unused_controller_to_a_new_v1_hierarchy():
+    # blkio is in no v1 hierarchy (id 0) and v2 does not offer it: it is not
+    # mounted (that would take it from v2 kernel-wide) but refused by name.
+    live = {('unified', ()): existing({'cgroup.controllers': 'hugetlb', 'cgroup.subtree_control': '',
+                                       'cgroup.procs': '', 'cgroup.type': 'domain'})}
+    with pytest.raises(Refusal, match='enable io in unified:/ cgroup.subtree_control'):
+        plan({'ct': {'blkio.weight': 500}}, live)
