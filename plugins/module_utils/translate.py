@@ -41,12 +41,12 @@ def weight_to_shares(weight):
 
 
 def blkio_to_io_weight(weight):
-    """runc's linear map of [10, 1000] onto [1, 10000]."""
-    return 1 + (weight - 10) * 9999 // 990
+    """Proportional too: 500 (the v1 default) is 100 (the v2 default)."""
+    return max(1, min(10000, int(round(weight / 5.0))))
 
 
 def io_to_blkio_weight(weight):
-    return 10 + (weight - 1) * 990 // 9999
+    return max(10, min(1000, int(round(weight * 5.0))))
 
 
 class Unmappable(Exception):

@@ -189,7 +189,7 @@ def test_v1_spec_is_translated_on_a_v2_host():
     assert got['memory.max'][0] == (('memory.max', str(512 << 20)),)
     assert got['memory.swap.max'][0] == (('memory.swap.max', str(512 << 20)),)
     assert got['memory.low'][0] == (('memory.low', str(256 << 20)),)
-    assert got['io.weight'][0] == (('io.weight', 'default 4950'),)
+    assert got['io.weight'][0] == (('io.weight', 'default 100'),)
     assert got['pids.max'][0] == (('pids.max', '100'),)
 
 
