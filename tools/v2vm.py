@@ -6,8 +6,8 @@ to v1), so v2 code is tested on Debian's own kernel (linux-image-amd64) booted
 in qemu-system-x86_64:
 
 - plain emulation (TCG): KVM hangs on these machines;
-- a small initramfs, built here from busybox-static, the 9p modules of that
-  kernel and tools/v2vm/init, cached under build/v2vm/ with the kernel
+- a small initramfs, built here from busybox-static, the 9p and overlay
+  modules of that kernel and tools/v2vm/init, cached under build/v2vm/ with the kernel
   decompressed (both keyed on the kernel version);
 - this machine's root filesystem shared read-only over 9p, so the command
   sees the repo, the .venv and this machine's Python at their usual paths;
@@ -297,7 +297,8 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
     does not finish within timeout (then the qemu process is killed).
 
     share: a directory shared read-write at the same path in the VM (default:
-    a temporary one, removed afterwards). stream: a binary file that gets the
+    a temporary one, removed afterwards); it also gets .v2vm-run.sh and
+    .v2vm-rc, the command as the guest runs it and its exit code. stream: a binary file that gets the
     command's output as it comes. env: variables added to the command's."""
     if not argv:
         raise ValueError('no command given')
