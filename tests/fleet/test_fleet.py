@@ -1,0 +1,256 @@
+"""The sandbox fleet (tools/fleet.py) and the collection's playbooks, through
+real sshds and real ansible-playbook over SSH: isolation of each host, check
+mode, snapshot, migrate, a host whose sshd is killed during a run, and a host
+whose spec is invalid. Every effect is read from the kernel's own files, from
+outside, through each host's sandbox path."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import COLLECTIONS, REPO, TEST_PREFIX
+
+FLEET = os.path.join(REPO, 'tools', 'fleet.py')
+VENV_BIN = os.path.dirname(sys.executable)
+
+# Each host gets its own pids.max (100 + its number), from one group_vars file.
+GROUP_VARS = {'cgroup_fleet_containers': {'ct1': {'version': 1, 'cgroups': {
+    'ct1': {'controllers': ['memory', 'pids'],
+            'properties': {'memory.limit_in_bytes': '64M',
+                           'pids.max': "{{ 100 + inventory_hostname.split('-')[1] | int }}"}},
+    'ct1/app': {'pids.max': 50, 'memory.limit_in_bytes': 100000000}}}}}
+
+
+class Fleet:
+    def __init__(self, directory):
+        self.dir = directory
+
+    def tool(self, *args, check=True):
+        proc = subprocess.run([sys.executable, FLEET, '--dir', self.dir] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        assert proc.returncode == 0 or not check, proc.stdout
+        return proc
+
+    @property
+    def state(self):
+        with open(os.path.join(self.dir, 'fleet.json')) as handle:
+            return json.load(handle)
+
+    def host(self, name):
+        return [h for h in self.state['hosts'] if h['name'] == name][0]
+
+    def kernel(self, name, hierarchy, *parts):
+        """A kernel file of a host, read from outside; None if it does not exist."""
+        path = os.path.join('/sys/fs/cgroup', hierarchy, self.host(name)['sandbox'], *parts)
+        if not os.path.exists(path):
+            return None
+        with open(path) as handle:
+            return handle.read().strip()
+
+    def write_vars(self, kind, name, data):
+        with open(os.path.join(self.dir, kind, name + '.yml'), 'w') as handle:
+            yaml.safe_dump(data, handle)
+
+    def playbook_args(self, name, *args):
+        return [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', os.path.join(self.dir, 'inventory.yml'),
+                'checkpoint_restore.cgroups.' + name] + list(args)
+
+    def playbook(self, name, *args):
+        proc = subprocess.run(self.playbook_args(name, *args), env=ansible_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        return Run(proc.returncode, proc.stdout)
+
+
+def ansible_env():
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', PYTHONUNBUFFERED='1')
+
+
+class Run:
+    """An ansible-playbook run: rc, output, the summary lines and the recap."""
+
+    def __init__(self, rc, output):
+        self.rc, self.output = rc, output
+        assert 'Traceback' not in output, output
+        self.summary = dict(re.findall(r'^\s*"(fleet-\d+): (.*?)",?$', output, re.M))
+        self.recap = {host: dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', counts))
+                      for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', output, re.M)}
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('the fleet needs root')
+    box = Fleet(str(tmp_path / 'fleet'))
+    proc = box.tool('up', '4', '--prefix', '%s%d-fleet-' % (TEST_PREFIX, os.getpid()))
+    assert '4 hosts up' in proc.stdout, proc.stdout
+    box.write_vars('group_vars', 'cgroup_hosts', GROUP_VARS)
+    try:
+        yield box
+    finally:
+        sandboxes = [h['sandbox'] for h in box.state['hosts']]
+        pids = [h['pid'] for h in box.state['hosts']]
+        down = box.tool('down', check=False)
+        assert down.returncode == 0, down.stdout
+        assert not os.path.exists(box.dir)
+        for sandbox in sandboxes:
+            assert not os.path.exists(os.path.join('/sys/fs/cgroup/memory', sandbox)), sandbox
+        for pid in pids:
+            assert _gone(pid), 'sshd %d still running after down' % pid
+
+
+def _gone(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
+def _listening_sockets(pid):
+    """The TCP addresses this process listens on, from ss (a reader, changes nothing)."""
+    out = subprocess.run(['ss', '-Hltnp'], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return sorted(line.split()[3] for line in out.splitlines() if 'pid=%d,' % pid in line)
+
+
+def test_each_host_is_an_sshd_on_its_own_address_with_its_own_cgroup_view(fleet):
+    hosts = fleet.state['hosts']
+    assert [h['name'] for h in hosts] == ['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4']
+    namespaces = set()
+    for host in hosts:
+        assert os.readlink('/proc/%d/exe' % host['pid']) == '/usr/sbin/sshd'
+        assert re.match(r'^127\.0\.0\.(\d+)$', host['address']) and int(host['address'].split('.')[3]) >= 11
+        assert _listening_sockets(host['pid']) == ['%s:22' % host['address']]
+        namespaces.add(os.readlink('/proc/%d/ns/mnt' % host['pid']))
+        with open('/proc/%d/mountinfo' % host['pid']) as handle:
+            mounts = handle.read()
+        # its /sys/fs/cgroup/<h> is its own sandbox subtree, and /run/lock is private
+        memory = os.stat(os.path.join('/sys/fs/cgroup/memory', host['sandbox']))
+        inside = os.stat('/proc/%d/root/sys/fs/cgroup/memory' % host['pid'])
+        assert (inside.st_dev, inside.st_ino) == (memory.st_dev, memory.st_ino)
+        assert re.search(r' /run/lock ', mounts), mounts
+    assert os.readlink('/proc/self/ns/mnt') not in namespaces and len(namespaces) == 4
+
+    # A dry run across the fleet writes nothing.
+    run = fleet.playbook('restore_limits', '--check')
+    assert run.rc == 0, run.output
+    assert all(run.summary[h].startswith('ok, 2 cgroups would be created, 4 properties would be changed, 0 failures')
+               for h in run.summary) and len(run.summary) == 4, run.output
+    assert all(fleet.kernel(h['name'], 'pids', 'ct1') is None for h in hosts)
+
+    # The real run: each host's own value, read through its sandbox path.
+    run = fleet.playbook('restore_limits')
+    assert run.rc == 0 and len(run.summary) == 4, run.output
+    for number, host in enumerate(hosts, 1):
+        assert run.summary[host['name']] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+        assert fleet.kernel(host['name'], 'pids', 'ct1', 'pids.max') == str(100 + number)
+        assert fleet.kernel(host['name'], 'memory', 'ct1', 'app', 'memory.limit_in_bytes') == '99999744'
+        # the module's lock was taken in the host's private /run/lock
+        assert os.listdir(os.path.join('/tmp/cgroup-sandbox', host['sandbox'], 'lock'))
+
+    # snapshot: one file per host and container on the controller, equal to the kernel's values
+    out = os.path.join(fleet.dir, 'snapshots')
+    run = fleet.playbook('snapshot', '-e', 'cgroup_fleet_snapshot_dir=%s' % out)
+    assert run.rc == 0, run.output
+    assert sorted(os.listdir(out)) == ['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4']
+    for number, host in enumerate(hosts, 1):
+        assert os.listdir(os.path.join(out, host['name'])) == ['ct1.yml']
+        with open(os.path.join(out, host['name'], 'ct1.yml')) as handle:
+            spec = yaml.safe_load(handle)
+        assert sorted(spec['cgroups']) == ['ct1', 'ct1/app']
+        assert str(spec['cgroups']['ct1']['properties']['pids.max']) \
+            == fleet.kernel(host['name'], 'pids', 'ct1', 'pids.max') == str(100 + number)
+
+
+def test_a_host_whose_sshd_is_killed_fails_alone_and_converges_when_back(fleet):
+    # Batches of 2: fleet-3's sshd is killed (by its recorded PID) as soon as
+    # the first batch reports, so fleet-3 is gone when its batch starts.
+    victim = fleet.host('fleet-3')
+    proc = subprocess.Popen(fleet.playbook_args('restore_limits', '-e', 'cgroup_fleet_serial=2'), env=ansible_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.match(r'^(ok|changed): \[fleet-[12]\]', line) and victim['pid']:
+            os.kill(victim['pid'], signal.SIGKILL)
+            victim['pid'] = None
+    run = Run(proc.wait(), ''.join(lines))
+    assert victim['pid'] is None, 'the run never reported its first batch: %s' % run.output
+    assert run.rc != 0, run.output
+    assert run.summary['fleet-3'].startswith('UNREACHABLE, 0 cgroups created, 0 properties changed, 1 failure: '), \
+        run.output
+    assert 'port 22: Connection refused' in run.summary['fleet-3'], run.output
+    for name in ('fleet-1', 'fleet-2', 'fleet-4'):
+        assert run.summary[name] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+        assert fleet.kernel(name, 'pids', 'ct1', 'pids.max') == str(100 + int(name[-1]))
+    assert fleet.kernel('fleet-3', 'pids', 'ct1') is None
+    assert run.recap['fleet-3']['failed'] == 1 and run.recap['fleet-4']['failed'] == 0, run.output
+
+    # The host comes back (same address, same sandbox); a re-run converges it
+    # and changes nothing anywhere else.
+    assert 'fleet-3 up again on %s' % victim['address'] in fleet.tool('start', 'fleet-3').stdout
+    run = fleet.playbook('restore_limits', '-e', 'cgroup_fleet_serial=2')
+    assert run.rc == 0, run.output
+    assert run.summary['fleet-3'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+    assert fleet.kernel('fleet-3', 'pids', 'ct1', 'pids.max') == '103'
+    for name in ('fleet-1', 'fleet-2', 'fleet-4'):
+        assert run.summary[name] == 'ok, 0 cgroups created, 0 properties changed, 0 failures', run.output
+        assert run.recap[name]['changed'] == 0, run.output
+
+
+def test_a_host_with_an_invalid_spec_fails_alone_with_its_message(fleet):
+    bad = {'cgroup_fleet_containers': {'ct1': {'version': 1, 'cgroups': {'ct1': {'pids.max': 'lots'}}}}}
+    fleet.write_vars('host_vars', 'fleet-2', bad)
+    # A ramp [1, "50%"] with max_fail_percentage 49: batches fleet-1, then
+    # fleet-2 and fleet-3, then fleet-4. Half of the second batch fails, so the
+    # run stops before fleet-4, and the summary still covers every host.
+    run = fleet.playbook('restore_limits', '-e', '{"cgroup_fleet_serial": [1, "50%"]}',
+                         '-e', 'cgroup_fleet_max_fail_percentage=49')
+    assert run.rc != 0, run.output
+    message = "Invalid spec: cgroup 'ct1', property 'pids.max': expected a whole number or max, got 'lots'."
+    assert run.summary['fleet-2'] == 'FAILED, 0 cgroups created, 0 properties changed, 1 failure: ' + message, \
+        run.output
+    assert run.summary['fleet-1'] == run.summary['fleet-3'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures'
+    assert run.summary['fleet-4'] == 'not run: the run stopped before its batch', run.output
+    assert fleet.kernel('fleet-2', 'pids', 'ct1') is None and fleet.kernel('fleet-4', 'pids', 'ct1') is None
+    assert fleet.kernel('fleet-3', 'pids', 'ct1', 'pids.max') == '103'
+
+    # All at once (the default): the others finish, only fleet-2 fails.
+    run = fleet.playbook('restore_limits')
+    assert run.rc != 0, run.output
+    assert run.summary['fleet-2'].endswith(message), run.output
+    assert run.summary['fleet-4'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+    assert run.summary['fleet-1'] == run.summary['fleet-3'] == 'ok, 0 cgroups created, 0 properties changed, 0 failures'
+    assert fleet.kernel('fleet-4', 'pids', 'ct1', 'pids.max') == '104'
+    assert fleet.kernel('fleet-2', 'pids', 'ct1') is None
+    assert [h for h, r in run.recap.items() if r['failed']] == ['fleet-2'], run.output
+
+
+def test_migrate_restores_the_source_limits_under_another_root_in_bind_mode(fleet):
+    assert fleet.playbook('restore_limits', '--limit', 'fleet-1').rc == 0
+    view = os.path.join(fleet.dir, 'views', 'ct1')
+    args = ['-e', 'cgroup_fleet_migrate_source=fleet-1', '-e', 'cgroup_fleet_migrate_destination=fleet-4',
+            '-e', 'cgroup_fleet_migrate_container=ct1', '-e', 'cgroup_fleet_migrate_root=lxc/ct1',
+            '-e', 'cgroup_fleet_migrate_view=%s' % view]
+    run = fleet.playbook('migrate', *args)
+    assert run.rc == 0, run.output
+    assert 'the limits of each read back equal to the source' in run.output
+    for parts in (('pids', 'pids.max'), ('memory', 'memory.limit_in_bytes'), ('pids', 'app', 'pids.max'),
+                  ('memory', 'app', 'memory.limit_in_bytes')):
+        source = fleet.kernel('fleet-1', parts[0], 'ct1', *parts[1:])
+        assert source is not None
+        assert fleet.kernel('fleet-4', parts[0], 'lxc', 'ct1', *parts[1:]) == source, parts
+    assert fleet.kernel('fleet-4', 'pids', 'lxc', 'ct1', 'pids.max') == '101'
+    # The view is a bind of the destination's top-level cgroup, in fleet-4's namespace only.
+    with open('/proc/%d/mountinfo' % fleet.host('fleet-4')['pid']) as handle:
+        assert ' %s/memory ' % view in handle.read()
+    with open('/proc/self/mountinfo') as handle:
+        assert view not in handle.read()
+    run = fleet.playbook('migrate', *args)
+    assert run.rc == 0 and run.recap['fleet-4']['changed'] == 0, run.output
