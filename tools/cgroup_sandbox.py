@@ -29,14 +29,17 @@ PREFIX = 'crsandbox-'
 
 
 def host_hierarchies():
-    """{name: fstype} of the cgroup mounts directly under /sys/fs/cgroup."""
+    """{name: fstype} of the cgroup mounts directly under /sys/fs/cgroup; on a
+    pure cgroup v2 host, {'': 'cgroup2'} for /sys/fs/cgroup itself."""
     found = {}
     with open('/proc/self/mountinfo') as handle:
         for line in handle:
             fields = line.split()
             sep = fields.index('-')
             point, fstype = fields[4], fields[sep + 1]
-            if fstype in ('cgroup', 'cgroup2') and os.path.dirname(point) == CGROUP_ROOT:
+            if point == CGROUP_ROOT:
+                found = {'': fstype} if fstype == 'cgroup2' else {}  # a later mount hides what was there
+            elif fstype in ('cgroup', 'cgroup2') and os.path.dirname(point) == CGROUP_ROOT:
                 found[os.path.basename(point)] = fstype
     return found
 
@@ -96,9 +99,13 @@ class Sandbox:
     def setup_script(self, only=None, extra=''):
         """Shell that builds the view inside a fresh mount namespace."""
         stage = os.path.join(self.work, 'stage')
-        lines = ['set -e',
-                 'mount -t tmpfs -o mode=755,size=1m cgroup-sandbox %s' % shlex.quote(stage)]
-        for hierarchy in sorted(self.hierarchies):
+        if '' in self.hierarchies:
+            # pure cgroup v2: the sandbox cgroup itself becomes /sys/fs/cgroup
+            lines = ['set -e', 'mount --bind %s %s' % (shlex.quote(self.path('')), shlex.quote(stage))]
+        else:
+            lines = ['set -e',
+                     'mount -t tmpfs -o mode=755,size=1m cgroup-sandbox %s' % shlex.quote(stage)]
+        for hierarchy in sorted(h for h in self.hierarchies if h):
             if only is not None and hierarchy not in only:
                 continue
             target = os.path.join(stage, hierarchy)

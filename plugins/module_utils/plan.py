@@ -86,8 +86,13 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
     phases = _Phases()
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
+    # On v2 a controller's files appear once the parent enables it, which this
+    # plan may do: until then they are not missing, only not there yet.
+    offered = frozenset((state.values.get('cgroup.controllers') or '').split())
+    not_yet = frozenset() if target.hierarchy.version != 2 else frozenset(
+        n for n in wanted if properties.controller_of(n) and properties.controller_of(n) not in offered)
     for name in sorted(wanted):
-        if not created and state.values.get(name) is None:
+        if not created and state.values.get(name) is None and name not in not_yet:
             if missing != 'warn':
                 raise Refusal(_missing_file_message(h, path, name))
             warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
@@ -192,7 +197,8 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
         current = frozenset() if is_new else kind.read(state.values.get('cgroup.subtree_control') or '')
         wanted = frozenset(need[(h, path)])
         desired = (explicit[(h, path)].value | wanted) if (h, path) in explicit else (current | wanted)
-        if is_new:
+        if path:
+            # what the parent will enable, after this plan, is what this cgroup is offered
             offered = final.get((h, path[:-1]), frozenset())
         else:
             offered = kind.read(state.values.get('cgroup.controllers') or '')

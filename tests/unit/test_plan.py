@@ -273,3 +273,13 @@ def test_hybrid_host_never_binds_an_unused_controller_to_a_new_v1_hierarchy():
                                        'cgroup.procs': '', 'cgroup.type': 'domain'})}
     with pytest.raises(Refusal, match='enable io in unified:/ cgroup.subtree_control'):
         plan({'ct': {'blkio.weight': 500}}, live)
+
+
+def test_v2_existing_child_is_offered_what_its_parent_will_enable():
+    # ct exists but its parent enables nothing yet: its cgroup.controllers is
+    # empty now, and will hold memory once the plan enables it above.
+    live = {('', ('ct',)): existing({'cgroup.controllers': '', 'cgroup.subtree_control': '', 'cgroup.procs': '',
+                                     'cgroup.type': 'domain', 'memory.max': None})}
+    result, _w = plan_v2({'ct': {'memory.max': '1G'}, 'ct/a': {'memory.max': '512M'}}, live, mode='bind')
+    assert steps(result)[:3] == ['write :/ cgroup.subtree_control', 'write :ct cgroup.subtree_control',
+                                 'write :ct memory.max']
