@@ -24,6 +24,10 @@ class ReadBackMismatch(Exception):
     pass
 
 
+class PartialWrite(Exception):
+    """Some lines of a multi-line value were refused; the rest were written."""
+
+
 def show_value(prop, canonical):
     if canonical is None:
         return None
@@ -85,7 +89,7 @@ def describe(action, exc, context=None):
         what = '%s %s' % (action.kind, where)
     if isinstance(exc, OSError) and exc.errno:
         reason = '%s (%s)' % (exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
-    elif isinstance(exc, (cgroupfs.NotCgroupFS, ReadBackMismatch)):
+    elif isinstance(exc, (cgroupfs.NotCgroupFS, ReadBackMismatch, PartialWrite)):
         reason = str(exc)
     else:
         reason = 'unexpected %s: %s' % (type(exc).__name__, exc)
@@ -238,10 +242,17 @@ class Applier:
         new = self._is_new(action)
         if not new and action.before is not None:
             self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before, action.after))
+        kind = properties.kind_of(action.prop)
+        refused = []
         for index, (name, text) in enumerate(action.writes):
             try:
                 fs.write(action.path, name, text)
             except OSError as exc:
+                if getattr(kind, 'independent_lines', False) and self.mode == 'opport':
+                    # opport: one refused line (an interface or device the
+                    # host lacks) must not keep the other lines from applying
+                    refused.append((text, exc))
+                    continue
                 if index or not action.fallback or exc.errno != errno.EINVAL:
                     raise
                 # cfs: the period was refused under the old quota; write the
@@ -252,15 +263,26 @@ class Applier:
                 for fb_name, fb_text in fb_writes:
                     fs.write(action.path, fb_name, fb_text)
                 fs.write(action.path, name, text)
-        kind = properties.kind_of(action.prop)
         raw = fs.read(action.path, action.prop)
         if raw is None:
             raise ReadBackMismatch('%s cannot be read back' % action.prop)
         current = kind.read(raw)
-        if not kind.same(action.after, current):
+        wanted = action.after
+        if refused:
+            failed_lines = set(text for text, _exc in refused)
+            wanted = tuple(item for item, line in zip(action.after, kind.render(action.after))
+                           if line not in failed_lines)
+            current = tuple(item for item in current if kind.render((item,))[0] not in failed_lines)
+        if not kind.same(wanted, current):
             raise ReadBackMismatch('the kernel accepted the write but %s reads back %r'
                                    % (action.prop, kind.show(current)))
-        self._record_write(action, kind.show(current))
+        if len(refused) < len(action.writes):
+            self._record_write(action, kind.show(current))
+        if refused:
+            raise PartialWrite('%d of %d lines refused, the others applied: %s' % (
+                len(refused), len(action.writes), '; '.join(
+                    '%r: %s (%s)' % (text, exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
+                    for text, exc in refused)))
 
     def _record_write(self, action, after):
         key = (action.hierarchy, action.path, action.prop)

@@ -40,7 +40,7 @@ def _action(kind, hierarchy, path, prop=None, writes=(), before=None, after=None
 
 
 def _write(hierarchy, path, prop, before, after, spec_value):
-    return _action('write', hierarchy, path, prop, properties.writes_for(prop, after), before, after, spec_value)
+    return _action('write', hierarchy, path, prop, properties.writes_for(prop, after, before), before, after, spec_value)
 
 
 def _greater(a, b):

@@ -308,6 +308,7 @@ class KeyedLines(Kind):
 
     name = 'keyed lines'
     multi_line = True
+    independent_lines = True
 
     def parse(self, value):
         if isinstance(value, dict):
@@ -339,6 +340,12 @@ class KeyedLines(Kind):
     def same(self, desired, current, page_size=4096):
         have = dict(current)
         return all(key in have and Kind().same(val, have[key]) for key, val in desired)
+
+    def delta(self, target, current):
+        """Only the lines whose key is missing or differs: one write() each."""
+        have = dict(current or ())
+        return ['%s %s' % (key, val) for key, val in target
+                if key not in have or not Kind().same(val, have[key])]
 
     def render(self, canonical):
         return ['%s %s' % item for item in canonical]
@@ -434,6 +441,7 @@ class IoMax(Kind):
 
     name = 'io.max lines'
     multi_line = True
+    independent_lines = True
 
     def _parse_lines(self, lines):
         devices = {}
@@ -468,6 +476,11 @@ class IoMax(Kind):
 
     def render(self, canonical):
         return ['%s %s' % (dev, ' '.join('%s=%s' % kv for kv in limits)) for dev, limits in canonical]
+
+    def delta(self, target, current):
+        """Only the devices whose limits differ: one write() each."""
+        return [line for line, item in zip(self.render(target), target)
+                if current is None or not self.same((item,), current)]
 
     def show(self, canonical):
         return ', '.join(self.render(canonical))
