@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Benchmark 3: how the engine's cost grows with the tree: 100, 1,000 and
+5,000 cgroups (containers of 100 cgroups each: the container and 99
+subcgroups, in memory, cpu and pids, five properties each). Times plan
+(observe + plan) and apply separately, and the no-op re-plan, each from an
+empty sandbox; Python heap peaks per phase come from a separate traced run.
+Fits time = a + b * cgroups and prints the cost per cgroup at each size:
+linear growth keeps that cost flat. Writes build/bench/big_tree.json.
+
+    .venv/bin/python bench/big_tree.py [--quick] [--runs N]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import benchlib as bl
+
+PHASES = ('parse', 'plan', 'apply', 'replan')
+DRIVER = os.path.join(bl.BENCH, 'big_tree_phases.py')
+
+
+def one_run(spec, trace=False):
+    with bl.Box() as sandbox:
+        path = os.path.join(sandbox.work, 'spec.json')
+        with open(path, 'w') as handle:
+            json.dump(spec, handle)
+        load = bl.load()
+        proc = sandbox.run([sys.executable, DRIVER, path] + (['--trace'] if trace else []), env=bl.module_env())
+        if proc.returncode != 0:
+            raise RuntimeError('big tree run failed: %s' % proc.stderr[-3000:])
+        result = json.loads(proc.stdout)
+        # The kernel's own view, read from outside: every directory is there.
+        for cg, entry in spec['cgroups'].items():
+            for ctrl in entry['controllers']:
+                if not os.path.isdir(sandbox.path(ctrl, cg)):
+                    raise RuntimeError('missing %s:%s' % (ctrl, cg))
+    if result['replan_actions'] != 0:
+        raise RuntimeError('the re-plan was not empty: %d actions' % result['replan_actions'])
+    result['load'] = load
+    return result
+
+
+def fit(xs, ys):
+    """Least squares y = a + b x; returns (a, b, r2)."""
+    n = float(len(xs))
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    a = my - b * mx
+    ss_tot = sum((y - my) ** 2 for y in ys) or 1e-12
+    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys))
+    return a, b, 1 - ss_res / ss_tot
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--quick', action='store_true', help='100 and 1,000 cgroups, 1 run (CI)')
+    parser.add_argument('--runs', type=int, help='runs per size (default 5, quick 1)')
+    args = parser.parse_args()
+    bl.check_root()
+    containers = (1, 10) if args.quick else (1, 10, 50)
+    runs = args.runs or (1 if args.quick else 5)
+    sizes = {}
+    for n in containers:
+        spec = bl.tree_spec(n, 99)
+        cgroups = len(spec['cgroups'])
+        timed = []
+        for rep in range(runs):
+            timed.append(one_run(spec))
+            print('  %5d cgroups run %d: plan %.3fs apply %.3fs re-plan %.3fs load %.2f'
+                  % (cgroups, rep + 1, timed[-1]['plan_s'], timed[-1]['apply_s'], timed[-1]['replan_s'],
+                     timed[-1]['load']), flush=True)
+        traced = one_run(spec, trace=True)
+        row = {'cgroups': cgroups, 'size': bl.count(spec), 'runs': timed, 'traced': traced,
+               'load': [r['load'] for r in timed]}
+        for ph in PHASES:
+            row[ph + '_s'] = bl.median([r[ph + '_s'] for r in timed])
+            row[ph + '_peak_mb'] = traced[ph + '_peak_mb']
+        row['maxrss_mb'] = bl.median([r['maxrss_mb'] for r in timed])
+        sizes[cgroups] = row
+    xs = sorted(sizes)
+    fits = {}
+    for ph in ('plan', 'apply', 'replan'):
+        a, b, r2 = fit(xs, [sizes[x][ph + '_s'] for x in xs])
+        fits[ph] = {'intercept_s': round(a, 4), 'per_cgroup_ms': round(b * 1000, 4), 'r2': round(r2, 4)}
+    print()
+    bl.table(['cgroups', 'plan s', 'apply s', 're-plan s', 'plan ms/cg', 'apply ms/cg', 'heap MB plan',
+              'heap MB apply', 'max RSS MB', 'load per run'],
+             [[x, '%.3f' % sizes[x]['plan_s'], '%.3f' % sizes[x]['apply_s'], '%.3f' % sizes[x]['replan_s'],
+               '%.3f' % (1000 * sizes[x]['plan_s'] / x), '%.3f' % (1000 * sizes[x]['apply_s'] / x),
+               sizes[x]['plan_peak_mb'], sizes[x]['apply_peak_mb'], sizes[x]['maxrss_mb'],
+               ' '.join('%.2f' % v for v in sizes[x]['load'])] for x in xs])
+    print()
+    bl.table(['phase', 'fit: fixed s', 'fit: ms per cgroup', 'R^2'],
+             [[ph, f['intercept_s'], f['per_cgroup_ms'], f['r2']] for ph, f in fits.items()])
+    data = {'benchmark': 'big_tree', 'quick': args.quick, 'runs': runs, 'machine': bl.machine(),
+            'sizes': {str(k): v for k, v in sizes.items()}, 'fit': fits}
+    bl.write_json('big_tree_quick' if args.quick else 'big_tree', data)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

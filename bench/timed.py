@@ -1,0 +1,35 @@
+"""Runs inside a sandbox: start each command of a JSON list (argv lists) in
+turn and time it as a whole process. Prints a JSON list of {wall, maxrss_mb,
+rc, tail}: wall-clock seconds, the peak resident set of the process and of
+its children that it waited for (wait4's rusage), and the end of its output."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(argv):
+    with tempfile.TemporaryFile() as out:
+        began = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        tail = out.read().decode('utf-8', 'replace')[-3000:]
+    # ru_maxrss is in KiB on Linux.
+    return {'wall': round(wall, 4), 'maxrss_mb': round(usage.ru_maxrss / 1024.0, 1), 'rc': proc.returncode,
+            'tail': tail}
+
+
+def main():
+    with open(sys.argv[1]) as handle:
+        commands = json.load(handle)
+    print(json.dumps([timed(argv) for argv in commands]))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Benchmark 1: restore a tree of 10 containers x 100 subcgroups (1,010
+cgroups in memory, cpu and pids; five properties each) from an empty
+sandbox, with
+
+  cgconfigparser   libcgroup's `cgconfigparser -l` on the equivalent cgconfig.conf
+  engine           our engine in-process (bench/engine.py: restore.run)
+  module           the cgroup_restore module file as Ansible runs it on a target
+  ansible          ansible-playbook against localhost (connection local)
+  floor            a plain Python loop of mkdir and write, no checks (bench/floor.py)
+
+each as a whole process in a fresh sandbox, then its no-op re-run in the same
+sandbox. Prints a table, writes build/bench/tree_restore.json, and with
+--profile a cProfile of the engine (build/bench/tree_restore_profile.txt).
+
+    .venv/bin/python bench/tree_restore.py [--quick] [--runs N] [--profile]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import benchlib as bl
+
+TOOLS = ('cgconfigparser', 'engine', 'module', 'ansible', 'floor')
+TARGETS = (
+    ('engine first restore / cgconfigparser', 'engine', 'first', 'cgconfigparser', 'first', '<=', 0.5),
+    ('engine first restore / plain-loop floor', 'engine', 'first', 'floor', 'first', '<=', 1.5),
+    ('engine no-op re-run / cgconfigparser re-run', 'engine', 'rerun', 'cgconfigparser', 'rerun', '<=', 0.2),
+)
+MEMORY_TARGET_MB = 60
+
+
+def write_inputs(work, spec):
+    files = {'spec': os.path.join(work, 'spec.json'), 'conf': os.path.join(work, 'cgconfig.conf'),
+             'args': os.path.join(work, 'args.json'), 'play': os.path.join(work, 'play.yml'),
+             'inventory': os.path.join(work, 'inventory.ini')}
+    with open(files['spec'], 'w') as handle:
+        json.dump(spec, handle)
+    with open(files['conf'], 'w') as handle:
+        handle.write(bl.cgconfig(spec))
+    with open(files['args'], 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': {'spec': spec, 'mode': 'strict'}}, handle)
+    with open(files['play'], 'w') as handle:
+        # JSON is YAML: the spec travels as a variable file, as a user would keep it.
+        json.dump([{'name': 'Restore the benchmark tree', 'hosts': 'localhost', 'gather_facts': False,
+                    'vars_files': [files['spec'] + '.vars'],
+                    'tasks': [{'name': 'Restore', 'checkpoint_restore.cgroups.cgroup_restore': {
+                        'spec': '{{ bench_spec }}', 'mode': 'strict'}}]}], handle)
+    with open(files['spec'] + '.vars', 'w') as handle:
+        json.dump({'bench_spec': spec}, handle)
+    with open(files['inventory'], 'w') as handle:
+        handle.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
+    return files
+
+
+def commands(tool, files):
+    py = sys.executable
+    if tool == 'cgconfigparser':
+        first = ['cgconfigparser', '-l', files['conf']]
+        return [first, first]
+    if tool == 'engine':
+        first = [py, os.path.join(bl.BENCH, 'engine.py'), files['spec']]
+        return [first, first]
+    if tool == 'module':
+        first = [py, os.path.join(bl.REPO, 'plugins', 'modules', 'cgroup_restore.py'), files['args']]
+        return [first, first]
+    if tool == 'ansible':
+        first = [os.path.join(bl.VENV_BIN, 'ansible-playbook'), '-i', files['inventory'], files['play']]
+        return [first, first]
+    floor = [py, os.path.join(bl.BENCH, 'floor.py'), files['spec']]
+    return [floor, floor + ['--rerun']]
+
+
+def verify(sandbox, spec, tool):
+    """Read the kernel's files from outside: every cgroup exists in its three
+    hierarchies, and the last subcgroup of each container has its values."""
+    for path, entry in spec['cgroups'].items():
+        for ctrl in entry['controllers']:
+            if not os.path.isdir(sandbox.path(ctrl, path)):
+                raise RuntimeError('%s did not create %s:%s' % (tool, ctrl, path))
+    last = {}
+    for path, props in bl.ordered(spec):
+        last[path.split('/')[0]] = (path, props)
+    for path, props in last.values():
+        for name, value in props.items():
+            with open(sandbox.path(name.split('.', 1)[0], path, name)) as handle:
+                got = handle.read().strip()
+            if got != str(value):
+                raise RuntimeError('%s: %s %s reads %s, expected %s' % (tool, path, name, got, value))
+
+
+def ansible_env(work):
+    tmp = os.path.join(work, 'ansible-tmp')
+    return bl.module_env(ANSIBLE_COLLECTIONS_PATH=bl.COLLECTIONS, ANSIBLE_NOCOLOR='1',
+                         ANSIBLE_LOCAL_TEMP=tmp, ANSIBLE_REMOTE_TEMP=tmp, ANSIBLE_RETRY_FILES_ENABLED='0')
+
+
+def one_run(tool, spec):
+    with bl.Box() as sandbox:
+        files = write_inputs(sandbox.work, spec)
+        load = bl.load()
+        first, rerun = bl.run_timed(sandbox, commands(tool, files), env=ansible_env(sandbox.work))
+        verify(sandbox, spec, tool)
+        if tool == 'ansible':
+            for result, changed in ((first, 1), (rerun, 0)):
+                if 'changed=%d ' % changed not in result['tail'] or 'failed=0' not in result['tail']:
+                    raise RuntimeError('ansible-playbook: expected changed=%d: %s' % (changed, result['tail']))
+        if tool in ('engine', 'module'):
+            if '"changed": false' not in rerun['tail']:
+                raise RuntimeError('%s re-run was not a no-op: %s' % (tool, rerun['tail']))
+    return {'first': first['wall'], 'rerun': rerun['wall'], 'first_mb': first['maxrss_mb'],
+            'rerun_mb': rerun['maxrss_mb'], 'load': load}
+
+
+def profile(spec):
+    """cProfile of the engine's first restore and its re-run, inside a sandbox."""
+    text = []
+    with bl.Box() as sandbox:
+        files = write_inputs(sandbox.work, spec)
+        script = ('import cProfile, pstats, runpy, sys, io\n'
+                  'for label in ("first restore", "no-op re-run"):\n'
+                  '    sys.argv = ["engine.py", %r]\n'
+                  '    prof = cProfile.Profile()\n'
+                  '    prof.runcall(runpy.run_path, %r, run_name="__main__")\n'
+                  '    out = io.StringIO()\n'
+                  '    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)\n'
+                  '    print("=== engine " + label + " (sorted by own time)")\n'
+                  '    print(out.getvalue())\n') % (files['spec'], os.path.join(bl.BENCH, 'engine.py'))
+        proc = sandbox.run([sys.executable, '-c', script], env=bl.module_env())
+        if proc.returncode != 0:
+            raise RuntimeError('profile failed: %s' % proc.stderr[-2000:])
+        text.append(proc.stdout)
+    return '\n'.join(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--quick', action='store_true', help='2 containers x 100 subcgroups, 1 run (CI)')
+    parser.add_argument('--runs', type=int, help='runs of each tool (default 5, quick 1)')
+    parser.add_argument('--profile', action='store_true', help='also profile the engine with cProfile')
+    args = parser.parse_args()
+    bl.check_root()
+    containers = 2 if args.quick else 10
+    runs = args.runs or (1 if args.quick else 5)
+    spec = bl.tree_spec(containers, 100)
+    size = bl.count(spec)
+    print('tree: %(cgroups)d cgroups, %(directories)d directories, %(writes)d property writes' % size)
+    results = {tool: [] for tool in TOOLS}
+    for rep in range(runs):
+        for tool in TOOLS:  # interleaved, so a burst of load spreads over the tools
+            results[tool].append(one_run(tool, spec))
+            print('  run %d %-14s first %.3fs  re-run %.3fs  load %.2f'
+                  % (rep + 1, tool, results[tool][-1]['first'], results[tool][-1]['rerun'],
+                     results[tool][-1]['load']), flush=True)
+
+    summary = {}
+    for tool in TOOLS:
+        rows = results[tool]
+        summary[tool] = {key: bl.median([r[key] for r in rows]) for key in ('first', 'rerun', 'first_mb', 'rerun_mb')}
+        summary[tool]['load'] = [r['load'] for r in rows]
+    print()
+    bl.table(['tool', 'first restore s', 're-run s', 'peak MB first', 'peak MB re-run', 'load (1 min) per run'],
+             [[t, '%.3f' % summary[t]['first'], '%.3f' % summary[t]['rerun'], summary[t]['first_mb'],
+               summary[t]['rerun_mb'], ' '.join('%.2f' % x for x in summary[t]['load'])] for t in TOOLS])
+    targets = []
+    for label, a, ka, b, kb, op, limit in TARGETS:
+        value = bl.ratio(summary[a][ka], summary[b][kb])
+        targets.append({'ratio': label, 'value': value, 'target': '%s %s' % (op, limit),
+                        'met': value is not None and value <= limit})
+    module_mb = max(summary['module']['first_mb'], summary['module']['rerun_mb'])
+    targets.append({'ratio': 'peak memory of the module on the target (MB)', 'value': module_mb,
+                    'target': '<= %d' % MEMORY_TARGET_MB, 'met': module_mb <= MEMORY_TARGET_MB})
+    print()
+    bl.table(['ratio', 'value', 'target', 'met'],
+             [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO'] for t in targets])
+    data = {'benchmark': 'tree_restore', 'quick': args.quick, 'runs': runs, 'size': size,
+            'machine': bl.machine(), 'ansible': bl.ansible_version(), 'median': summary, 'runs_raw': results,
+            'targets': targets}
+    if args.profile:
+        text = profile(spec)
+        path = os.path.join(bl.OUT_DIR, 'tree_restore_profile.txt')
+        os.makedirs(bl.OUT_DIR, exist_ok=True)
+        with open(path, 'w') as handle:
+            handle.write(text)
+        print('wrote %s' % os.path.relpath(path, bl.REPO))
+    bl.write_json('tree_restore_quick' if args.quick else 'tree_restore', data)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
