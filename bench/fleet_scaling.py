@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""Benchmark 2: fleet scaling on a sandbox fleet (tools/fleet.py: each host
+an sshd on its own loopback address with its own cgroup view), 1, 4 and 16
+hosts, 5 containers per host, 10 properties each. Times, with the same
+forks for all, as whole ansible-playbook processes:
+
+  ping            ansible.builtin.ping to every host: the floor for any module
+  restore_limits  the collection's playbook, from empty containers
+  naive           one task per property (mkdir -p and echo > file through
+                  ansible.builtin.shell), what existing roles do
+
+The containers are removed from every host (from outside, in the fleet's own
+sandboxes) before each restore run. Writes build/bench/fleet_scaling.json.
+
+    .venv/bin/python bench/fleet_scaling.py [--quick] [--runs N] [--forks F] [--hosts N...]
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+import benchlib as bl
+from timed import timed
+
+FLEET = os.path.join(bl.REPO, 'tools', 'fleet.py')
+TOOLS = ('ping', 'restore_limits', 'naive')
+# Ten properties per container, in memory, cpu, pids and freezer.
+PROPERTIES = (
+    ('memory.limit_in_bytes', 512 * bl.MiB), ('memory.soft_limit_in_bytes', 256 * bl.MiB),
+    ('memory.swappiness', 30), ('cpu.cfs_burst_us', 10000),
+    ('memory.kmem.tcp.limit_in_bytes', 64 * bl.MiB), ('cpu.shares', 512), ('cpu.cfs_period_us', 100000),
+    ('cpu.cfs_quota_us', 50000), ('pids.max', 300), ('freezer.state', 'THAWED'))
+CONTROLLERS = ('memory', 'cpu', 'pids', 'freezer')
+
+
+def containers(count):
+    return {'ct%d' % i: {'version': 1, 'cgroups': {'ct%d' % i: {
+        'controllers': list(CONTROLLERS), 'properties': dict(PROPERTIES)}}} for i in range(1, count + 1)}
+
+
+def naive_play(count):
+    tasks = []
+    for i in range(1, count + 1):
+        for name, value in PROPERTIES:
+            folder = '/sys/fs/cgroup/%s/ct%d' % (name.split('.', 1)[0], i)
+            tasks.append({'name': 'ct%d %s' % (i, name),
+                          'ansible.builtin.shell': 'mkdir -p %s && echo %s > %s/%s' % (folder, value, folder, name)})
+    return [{'name': 'Naive: one task per property', 'hosts': 'cgroup_hosts', 'gather_facts': False,
+             'tasks': tasks}]
+
+
+PING_PLAY = [{'name': 'Ping', 'hosts': 'cgroup_hosts', 'gather_facts': False,
+              'tasks': [{'name': 'Ping', 'ansible.builtin.ping': {}}]}]
+
+
+class BenchFleet:
+    def __init__(self, hosts, per_host):
+        self.dir = os.path.join(bl.OUT_DIR, 'fleet-%d' % os.getpid())
+        self.hosts, self.per_host = hosts, per_host
+
+    def tool(self, *args):
+        proc = subprocess.run([sys.executable, FLEET, '--dir', self.dir] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError('fleet %s failed: %s' % (' '.join(args), proc.stdout))
+        return proc.stdout
+
+    def __enter__(self):
+        self.tool('up', str(self.hosts), '--prefix', '%sfleet-' % bl.PREFIX)
+        with open(os.path.join(self.dir, 'fleet.json')) as handle:
+            self.sandboxes = [h['sandbox'] for h in json.load(handle)['hosts']]
+        with open(os.path.join(self.dir, 'group_vars', 'cgroup_hosts.yml'), 'w') as handle:
+            json.dump({'cgroup_fleet_containers': containers(self.per_host)}, handle)
+        for name, play in (('ping', PING_PLAY), ('naive', naive_play(self.per_host))):
+            with open(os.path.join(self.dir, name + '.yml'), 'w') as handle:
+                json.dump(play, handle)
+        return self
+
+    def __exit__(self, *exc):
+        self.tool('down')
+
+    def clear(self):
+        """Remove the containers from every host, from outside: only the
+        cgroups this benchmark made, in this fleet's own sandboxes."""
+        for sandbox in self.sandboxes:
+            for ctrl in CONTROLLERS:
+                for i in range(1, self.per_host + 1):
+                    path = os.path.join('/sys/fs/cgroup', ctrl, sandbox, 'ct%d' % i)
+                    if os.path.isdir(path):
+                        os.rmdir(path)
+
+    def verify(self):
+        for sandbox in self.sandboxes:
+            for i in range(1, self.per_host + 1):
+                for name, value in PROPERTIES:
+                    path = os.path.join('/sys/fs/cgroup', name.split('.', 1)[0], sandbox, 'ct%d' % i, name)
+                    with open(path) as handle:
+                        got = handle.read().strip()
+                    if got != str(value):
+                        raise RuntimeError('%s reads %s, expected %s' % (path, got, value))
+
+    def run(self, tool, forks):
+        inventory = os.path.join(self.dir, 'inventory.yml')
+        play = ('checkpoint_restore.cgroups.restore_limits' if tool == 'restore_limits'
+                else os.path.join(self.dir, tool + '.yml'))
+        if tool != 'ping':
+            self.clear()
+        argv = [os.path.join(bl.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-f', str(forks), play]
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=bl.COLLECTIONS, ANSIBLE_NOCOLOR='1',
+                   ANSIBLE_LOCAL_TEMP=os.path.join(self.dir, 'ansible-tmp'))
+        load = bl.load()
+        old = dict(os.environ)
+        os.environ.update(env)
+        try:
+            result = timed(argv)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        recap = re.findall(r'^(fleet-\d+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)',
+                           result['tail'], re.M)
+        if result['rc'] != 0 or len(recap) != self.hosts or any(r[3] != '0' or r[4] != '0' for r in recap):
+            raise RuntimeError('%s failed: %s' % (tool, result['tail']))
+        if tool != 'ping':
+            self.verify()
+        return {'wall': result['wall'], 'maxrss_mb': result['maxrss_mb'], 'load': load}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--quick', action='store_true', help='2 hosts, 1 container each, 1 run (CI)')
+    parser.add_argument('--hosts', type=int, nargs='+', help='fleet sizes (default 1 4 16, quick 2)')
+    parser.add_argument('--runs', type=int, help='runs of each playbook per fleet size (default 5, quick 1)')
+    parser.add_argument('--forks', type=int, default=16, help='ansible forks for all playbooks (default 16)')
+    args = parser.parse_args()
+    bl.check_root()
+    sizes = tuple(args.hosts or ((2,) if args.quick else (1, 4, 16)))
+    per_host = 1 if args.quick else 5
+    runs = args.runs or (1 if args.quick else 5)
+    results = {}
+    for hosts in sizes:
+        with BenchFleet(hosts, per_host) as fleet:
+            rows = {tool: [] for tool in TOOLS}
+            for rep in range(runs):
+                for tool in TOOLS:
+                    rows[tool].append(fleet.run(tool, args.forks))
+                    print('  %2d hosts run %d %-15s %.2fs  load %.2f'
+                          % (hosts, rep + 1, tool, rows[tool][-1]['wall'], rows[tool][-1]['load']), flush=True)
+        results[hosts] = {tool: {'wall': bl.median([r['wall'] for r in rows[tool]]),
+                                 'maxrss_mb': bl.median([r['maxrss_mb'] for r in rows[tool]]),
+                                 'load': [r['load'] for r in rows[tool]], 'runs': rows[tool]} for tool in TOOLS}
+    print()
+    bl.table(['hosts', 'ping s', 'restore_limits s', 'naive s', 'restore/ping', 'naive/restore', 'load per run'],
+             [[h, '%.2f' % results[h]['ping']['wall'], '%.2f' % results[h]['restore_limits']['wall'],
+               '%.2f' % results[h]['naive']['wall'],
+               bl.ratio(results[h]['restore_limits']['wall'], results[h]['ping']['wall']),
+               bl.ratio(results[h]['naive']['wall'], results[h]['restore_limits']['wall']),
+               ' '.join('%.2f' % v for t in TOOLS for v in results[h][t]['load'])] for h in sizes])
+    big = max(sizes)
+    targets = [
+        {'ratio': 'restore_limits wall / ping wall, %d hosts' % big, 'target': '<= 1.5',
+         'value': bl.ratio(results[big]['restore_limits']['wall'], results[big]['ping']['wall'])},
+        {'ratio': 'naive per-property playbook / restore_limits, %d hosts' % big, 'target': '>= 10',
+         'value': bl.ratio(results[big]['naive']['wall'], results[big]['restore_limits']['wall'])}]
+    targets[0]['met'] = targets[0]['value'] <= 1.5
+    targets[1]['met'] = targets[1]['value'] >= 10
+    print()
+    bl.table(['ratio', 'value', 'target', 'met'],
+             [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO'] for t in targets])
+    data = {'benchmark': 'fleet_scaling', 'quick': args.quick, 'runs': runs, 'forks': args.forks,
+            'containers_per_host': per_host, 'properties_per_container': len(PROPERTIES),
+            'machine': bl.machine(), 'ansible': bl.ansible_version(),
+            'hosts': {str(h): v for h, v in results.items()}, 'targets': targets}
+    bl.write_json('fleet_scaling_quick' if args.quick else 'fleet_scaling', data)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

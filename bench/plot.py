@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Draws the benchmarks' figures from their JSON (build/bench/*.json):
+fleet size against wall time, tree size against plan and apply time, and the
+tree restore tools side by side. By default from the full runs into docs/;
+with --quick from the quick runs into build/bench/ (so CI checks it runs).
+
+    .venv/bin/python bench/plot.py [--quick]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+import benchlib as bl  # noqa: E402
+
+
+def load(name, quick):
+    path = os.path.join(bl.OUT_DIR, name + ('_quick' if quick else '') + '.json')
+    if not os.path.exists(path):
+        print('plot: no %s (run bench/%s.py first); skipped' % (os.path.relpath(path, bl.REPO), name))
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def fleet(data, out):
+    hosts = sorted(int(h) for h in data['hosts'])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for tool, label in (('naive', 'naive: one task per property'), ('restore_limits', 'restore_limits'),
+                        ('ping', 'ansible.builtin.ping')):
+        ax.plot(hosts, [data['hosts'][str(h)][tool]['wall'] for h in hosts], marker='o', label=label)
+    ax.set_xlabel('hosts (%d containers x %d properties each)' % (data['containers_per_host'],
+                                                                  data['properties_per_container']))
+    ax.set_ylabel('wall time, s (median of %d)' % data['runs'])
+    ax.set_xticks(hosts)
+    ax.set_title('Fleet size against wall time (forks=%d)' % data['forks'])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def growth(data, out):
+    sizes = sorted(int(s) for s in data['sizes'])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for phase, label in (('apply', 'apply'), ('replan', 'no-op re-run: observe + plan'),
+                         ('plan', 'first run: observe + plan')):
+        ax.plot(sizes, [data['sizes'][str(s)][phase + '_s'] for s in sizes], marker='o', label=label)
+    ax.set_xlabel('cgroups (each in memory, cpu and pids, 5 properties)')
+    ax.set_ylabel('seconds (median of %d)' % data['runs'])
+    ax.set_title('Engine cost against tree size')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def tree(data, out):
+    tools = ['floor', 'engine', 'module', 'cgconfigparser', 'ansible']
+    med = data['median']
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    xs = range(len(tools))
+    ax.bar([x - 0.2 for x in xs], [med[t]['first'] for t in tools], width=0.4, label='first restore')
+    ax.bar([x + 0.2 for x in xs], [med[t]['rerun'] for t in tools], width=0.4, label='no-op re-run')
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(['floor\n(plain loop)', 'engine', 'module\nprocess', 'cgconfig-\nparser',
+                        'ansible-\nplaybook'])
+    ax.set_ylabel('seconds (median of %d)' % data['runs'])
+    ax.set_title('Restore %d cgroups from an empty sandbox' % data['size']['cgroups'])
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--quick', action='store_true')
+    args = parser.parse_args()
+    folder = bl.OUT_DIR if args.quick else os.path.join(bl.REPO, 'docs')
+    os.makedirs(folder, exist_ok=True)
+    for name, draw in (('fleet_scaling', fleet), ('big_tree', growth), ('tree_restore', tree)):
+        data = load(name, args.quick)
+        if data is not None:
+            print('wrote %s' % os.path.relpath(draw(data, os.path.join(folder, 'bench_%s.png' % name)), bl.REPO))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
