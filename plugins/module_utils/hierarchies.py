@@ -62,17 +62,24 @@ def v1_controllers(mount, known):
     return frozenset(controllers)
 
 
+def visible(mounts):
+    """{mount point: mount} of what a process sees: a later mount hides earlier
+    ones on the same point and below it."""
+    top = {}
+    for mount in mounts:
+        prefix = mount.mount_point.rstrip('/') + '/'
+        for point in [p for p in top if p == mount.mount_point or p.startswith(prefix)]:
+            del top[point]
+        top[mount.mount_point] = mount
+    return top
+
+
 def discover(mounts, known, mountpoint, v2_controllers=None):
     """Hierarchies mounted at `mountpoint` (pure v2) or directly below it.
     Mounts hidden by a later mount on the same point or above it are skipped.
     v2_controllers(mount_point) reads cgroup.controllers of a cgroup2 mount."""
     base = mountpoint.rstrip('/') or '/'
-    top = {}
-    for mount in mounts:
-        # A later mount hides earlier ones on the same point and below it.
-        for point in [p for p in top if p == mount.mount_point or p.startswith(mount.mount_point.rstrip('/') + '/')]:
-            del top[point]
-        top[mount.mount_point] = mount
+    top = visible(mounts)
     found = []
     for point in sorted(top):
         mount = top[point]
@@ -135,3 +142,18 @@ def read_kernel_controllers(path='/proc/cgroups'):
             return parse_proc_cgroups(handle.read())
     except (IOError, OSError):
         return {}
+
+
+def read_v2_controllers(mount_point):
+    """The controllers a cgroup2 mount offers (its cgroup.controllers)."""
+    try:
+        with open(os.path.join(mount_point, 'cgroup.controllers')) as handle:
+            return handle.read().split()
+    except (IOError, OSError):
+        return []
+
+
+def read_hierarchies(mountpoint):
+    """(kernel controllers {name: hierarchy id}, the hierarchies mounted under mountpoint)."""
+    kernel = read_kernel_controllers()
+    return kernel, discover(read_mounts(), kernel, mountpoint, read_v2_controllers)

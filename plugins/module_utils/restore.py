@@ -71,8 +71,7 @@ class _Host:
     def rediscover(self):
         if not os.path.isdir(self.mountpoint):
             raise Refusal('Failed to restore: mountpoint %s does not exist or is not a directory.' % self.mountpoint)
-        self.kernel = hz.read_kernel_controllers()
-        self.hierarchies = hz.discover(hz.read_mounts(), self.kernel, self.mountpoint, _read_v2_controllers)
+        self.kernel, self.hierarchies = hz.read_hierarchies(self.mountpoint)
 
     def open(self, targets):
         for target in targets:
@@ -89,14 +88,6 @@ class _Host:
         for handle in self.handles.values():
             handle.close()
         self.handles = {}
-
-
-def _read_v2_controllers(mount_point):
-    try:
-        with open(os.path.join(mount_point, 'cgroup.controllers')) as handle:
-            return handle.read().split()
-    except (IOError, OSError):
-        return []
 
 
 def _observe_and_plan(host, spec, options):

@@ -24,14 +24,6 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
 _DEFAULT_FILE_MODES = {'devices.list': 0o444}
 
 
-def _read_v2_controllers(mount_point):
-    try:
-        with open(os.path.join(mount_point, 'cgroup.controllers')) as handle:
-            return handle.read().split()
-    except (IOError, OSError):
-        return []
-
-
 def _selection(value):
     """properties option -> 'builtin', 'writable' or a tuple of names."""
     names = [value] if isinstance(value, str) else list(value or ['builtin'])
@@ -49,7 +41,7 @@ def _selection(value):
 def _hierarchies(mountpoint, controllers):
     if not os.path.isdir(mountpoint):
         raise Refusal('Failed to snapshot: mountpoint %s does not exist or is not a directory.' % mountpoint)
-    found = hz.discover(hz.read_mounts(), hz.read_kernel_controllers(), mountpoint, _read_v2_controllers)
+    found = hz.read_hierarchies(mountpoint)[1]
     if not controllers:
         return [h for h in found if h.controllers]
     chosen = []
