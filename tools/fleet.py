@@ -80,9 +80,19 @@ def start_time(pid):
         return None
 
 
+def _zombie(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return False
+
+
 def is_ours(host):
-    """The recorded sshd is still that very process (not a reused PID)."""
-    return bool(host.get('pid')) and start_time(host['pid']) == host.get('start_time')
+    """The recorded sshd is still that very process (not a reused PID), and
+    running: a killed sshd may stay a zombie where PID 1 does not reap."""
+    return (bool(host.get('pid')) and start_time(host['pid']) == host.get('start_time')
+            and not _zombie(host['pid']))
 
 
 def listening(address, port=PORT, timeout=0.2):
@@ -141,6 +151,8 @@ class Fleet:
         self.dir = os.path.abspath(directory)
         self.state_file = os.path.join(self.dir, 'fleet.json')
         self.state = None
+        self.started = False  # this call began `up`, so a failure rolls it back
+        self._procs = {}
         if os.path.exists(self.state_file):
             with open(self.state_file) as handle:
                 self.state = json.load(handle)
@@ -171,6 +183,7 @@ class Fleet:
             raise FleetError('Failed to start a fleet: %s is missing (scripts/setup installs openssh-server)' % SSHD)
         fleet_id = uuid.uuid4().hex[:8]
         os.makedirs(self.dir, mode=0o700)
+        self.started = True
         os.chmod(self.dir, 0o700)
         self.state = {'id': fleet_id, 'prefix': prefix, 'python': find_python(python), 'hosts': []}
         self.save()
@@ -222,7 +235,6 @@ class Fleet:
             # session keeps it apart from our terminal's signals.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         host.update(address=address, pid=proc.pid, start_time=start_time(proc.pid))
-        self._procs = getattr(self, '_procs', {})
         self._procs[host['name']] = proc
         return octet
 
@@ -231,7 +243,7 @@ class Fleet:
         waiting = list(hosts)
         while waiting:
             for host in list(waiting):
-                proc = getattr(self, '_procs', {}).get(host['name'])
+                proc = self._procs.get(host['name'])
                 if proc is not None and proc.poll() is not None:
                     raise FleetError('Failed to start %s on %s: sshd exited (%s); see %s'
                                      % (host['name'], host['address'], proc.returncode,
@@ -284,9 +296,8 @@ class Fleet:
         if not is_ours(host):
             return False
         os.kill(host['pid'], sig)
-        for _ in range(250):
-            if start_time(host['pid']) is None or _zombie(host['pid']):
-                break
+        deadline = time.time() + 5
+        while is_ours(host) and time.time() < deadline:
             time.sleep(0.02)
         return True
 
@@ -310,9 +321,9 @@ class Fleet:
                 os.kill(host['pid'], signal.SIGTERM)
         deadline = time.time() + 10
         for host in self.state['hosts']:
-            while is_ours(host) and not _zombie(host['pid']) and time.time() < deadline:
+            while is_ours(host) and time.time() < deadline:
                 time.sleep(0.02)
-            if is_ours(host) and not _zombie(host['pid']):
+            if is_ours(host):
                 os.kill(host['pid'], signal.SIGKILL)
             # Sessions still open keep the namespace (and its mounts) alive; wait
             # for them to end, but never signal what we did not start.
@@ -336,18 +347,10 @@ class Fleet:
         rows = []
         for host in self.state['hosts']:
             rows.append({'name': host['name'], 'address': host.get('address'), 'pid': host.get('pid'),
-                         'running': is_ours(host) and not _zombie(host['pid']),
+                         'running': is_ours(host),
                          'listening': bool(host.get('address')) and listening(host['address']),
                          'sandbox': host['sandbox']})
         return rows
-
-
-def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return False
 
 
 def main(argv=None):
@@ -377,11 +380,11 @@ def main(argv=None):
             try:
                 fleet.up(args.count, args.prefix, args.python, args.vars)
             except BaseException:
-                if fleet.state is not None:
+                if fleet.started:
                     fleet.down()
                 raise
-            print('fleet: %d hosts up in %.2fs; inventory %s' % (args.count, time.time() - began,
-                                                                   fleet.path('inventory.yml')))
+            print('fleet: %d hosts up in %.2fs; inventory %s'
+                  % (args.count, time.time() - began, fleet.path('inventory.yml')))
             for host in fleet.state['hosts']:
                 print('  %-9s %s:%d  sshd PID %d  /sys/fs/cgroup/<hierarchy>/%s'
                       % (host['name'], host['address'], PORT, host['pid'], host['sandbox']))
