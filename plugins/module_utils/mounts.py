@@ -60,16 +60,7 @@ def _verb(state):
 
 # -- reading mountinfo (pure) -------------------------------------------------
 
-def visible(mounts):
-    """{mount point: mount} of what a process sees: a later mount hides earlier
-    ones on the same point and below it."""
-    top = {}
-    for mount in mounts:
-        prefix = mount.mount_point.rstrip('/') + '/'
-        for point in [p for p in top if p == mount.mount_point or p.startswith(prefix)]:
-            del top[point]
-        top[mount.mount_point] = mount
-    return top
+visible = hz.visible  # one rule for hidden mounts, shared with discover()
 
 
 def containing(seen, path):
