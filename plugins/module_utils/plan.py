@@ -165,7 +165,7 @@ _V2_CONTROLLER = {'cpuacct': 'cpu', 'blkio': 'io', 'devices': None, 'freezer': N
 def _v2_needs(target):
     """Controllers a cgroup v2 cgroup needs enabled in its parent."""
     needed = set(filter(None, (properties.controller_of(p.name) for p in target.props)))
-    for controller in target.cgroup.controllers:
+    for controller in target.controllers:
         if not controller.startswith('name='):
             needed.add(_V2_CONTROLLER.get(controller, controller))
     needed.discard(None)

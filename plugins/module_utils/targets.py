@@ -16,8 +16,9 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import remap_path, show_path
 
 # hierarchy: a hierarchies.Hierarchy; planned: it is not mounted yet;
-# props: the cgroup's properties for this hierarchy, translated to its version.
-Target = namedtuple('Target', 'cgroup hierarchy path planned props')
+# props: the cgroup's properties for this hierarchy, translated to its version;
+# controllers: those of the cgroup's controllers that live in this hierarchy.
+Target = namedtuple('Target', 'cgroup hierarchy path planned props controllers')
 
 SYSTEMD_UNIT_SUFFIXES = ('.slice', '.scope', '.service')
 UNIFIED = 'unified'  # the pseudo-controller that names the cgroup v2 hierarchy
@@ -84,7 +85,7 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
                 if warnings is not None:
                     warnings.append('Skipped %s.' % message)
             targets.append(Target(cg, hierarchy, path, name in planned and hierarchy is planned[name],
-                                  tuple(own)))
+                                  tuple(own), tuple(sorted(c for c in controllers if home[c].name == name))))
     return targets, planned
 
 
@@ -104,6 +105,9 @@ def _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, plann
     # kernel-wide. Only controllers the host already runs in v1 get mounted.
     if v2 is not None and not controller.startswith('name=') and (
             controller in v2.controllers or v2.name == '' or not kernel_controllers.get(controller)):
+        if controller not in kernel_controllers and controller not in v2.controllers and v2.name != '':
+            raise Refusal('Failed to restore cgroup %r: controller %s is not available in this kernel '
+                          '(see /proc/cgroups).' % (show_path(cg.path), controller))
         return v2
     return _planned_hierarchy(cg, controller, kernel_controllers, mountpoint, planned)
 

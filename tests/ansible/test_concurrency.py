@@ -4,7 +4,7 @@ then 8 different ones. The host lock serialises them; the end state is right."""
 import copy
 import threading
 
-from modrun import read
+from modrun import hold_lock, read
 from test_playbooks import PLAY, playbook
 
 
@@ -30,10 +30,18 @@ def _at_once(sandbox, plays):
 
 
 def test_eight_identical_playbooks_at_once(sandbox):
+    # The lock is held while the 8 start, so that all 8 meet it however the
+    # machine schedules them; each must say that it waited.
+    ready = threading.Event()
+    holder = threading.Thread(target=hold_lock, args=(sandbox, 0, ready, 8))
+    holder.start()
+    ready.wait()
     results = _at_once(sandbox, [_play(1)] * 8)
+    holder.join()
     assert all(rc == 0 and not task.get('failed') for rc, _c, task, _o in results), results
     assert sum(changed for _rc, changed, _t, _o in results) == 1
-    assert any(task['lock_waited'] > 0 for _rc, _c, task, _o in results)
+    assert all(task['lock_waited'] > 0 for _rc, _c, task, _o in results)
+    assert all('host lock' in output for _rc, _c, _t, output in results)  # the warning, in the default output
     assert read(sandbox, 'memory', 'ct1', 'a', 'memory.limit_in_bytes') == str(9 << 20)
 
 

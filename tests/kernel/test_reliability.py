@@ -12,7 +12,7 @@ import time
 import pytest
 
 from engine_run import run_engine
-from modrun import read, run, run_calls, snapshot
+from modrun import hold_lock, read, run, run_calls, snapshot
 
 JOIN = ('import os, sys\n'
         'for path in sys.argv[1:]:\n'
@@ -69,10 +69,15 @@ def _concurrently(count, target):
 
 
 def test_eight_identical_restores_at_once(sandbox):
+    ready = threading.Event()
+    holder = threading.Thread(target=hold_lock, args=(sandbox, 0, ready, 8))
+    holder.start()
+    ready.wait()
     results = _concurrently(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(1)), False, False)])[0])
+    holder.join()
     assert all(not r.get('failed') for r in results), results
     assert sum(1 for r in results if r['changed']) == 1  # exactly one did the work
-    assert sum(1 for r in results if r['lock_waited'] > 0) >= 1
+    assert all(r['lock_waited'] > 0 for r in results)  # all 8 started while the lock was held
     assert read(sandbox, 'pids', 'ct1', 'a', 'pids.max') == '2'
     assert read(sandbox, 'cpu', 'ct1', 'a', 'cpu.shares') == '101'
 

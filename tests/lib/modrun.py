@@ -108,3 +108,45 @@ def cgroups(sandbox, hierarchy):
     """Relative paths of every cgroup below the sandbox root."""
     top = sandbox.path(hierarchy)
     return sorted(os.path.relpath(d, top) for d, _s, _f in os.walk(top) if d != top)
+
+
+def _holders(path):
+    """PIDs of processes that have this file open."""
+    target = os.stat(path)
+    found = set()
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            for fd in os.listdir('/proc/%s/fd' % pid):
+                st = os.stat('/proc/%s/fd/%s' % (pid, fd))
+                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                    found.add(int(pid))
+                    break
+        except OSError:
+            continue
+    return found
+
+
+def hold_lock(sandbox, seconds, ready, waiters=0, linger=0.5):
+    """Hold the sandbox host's lock (its private /run/lock is work/lock on the
+    host); set `ready` once it is held. Release it after `seconds`, or, with
+    `waiters`, once that many other processes have opened the lock file (they
+    are then waiting for it, however slowly the machine started them), plus
+    `linger` seconds. Run it in a thread."""
+    import fcntl
+    import time
+    path = os.path.join(sandbox.work, 'lock', 'checkpoint_restore.cgroups.lock')
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        ready.set()
+        deadline = time.time() + (120 if waiters else seconds)
+        while time.time() < deadline:
+            if waiters and len(_holders(path) - {os.getpid()}) >= waiters:
+                time.sleep(linger)
+                break
+            time.sleep(0.1)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
