@@ -65,15 +65,17 @@ def growth(data, out):
 
 
 def tree(data, out):
-    tools = ['floor', 'engine', 'module', 'cgconfigparser', 'ansible']
+    tools = ['floor', 'engine', 'engine_cold', 'module', 'cgconfigparser', 'ansible']
     med = data['median']
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    tools = [t for t in tools if t in med]
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
     xs = range(len(tools))
     ax.bar([x - 0.2 for x in xs], [med[t]['first'] for t in tools], width=0.4, label='first restore')
     ax.bar([x + 0.2 for x in xs], [med[t]['rerun'] for t in tools], width=0.4, label='no-op re-run')
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(['floor\n(plain loop)', 'engine', 'module\nprocess', 'cgconfig-\nparser',
-                        'ansible-\nplaybook'])
+    labels = {'floor': 'floor\n(plain\nloop)', 'engine': 'engine', 'engine_cold': 'engine\n(cold\nbytecode)',
+              'module': 'module\nprocess', 'cgconfigparser': 'cgconfig-\nparser', 'ansible': 'ansible-\nplaybook'}
+    ax.set_xticklabels([labels[t] for t in tools])
     ax.set_ylabel('seconds (median of %d)' % data['runs'])
     ax.set_title('Restore %d cgroups from an empty sandbox' % data['size']['cgroups'])
     ax.grid(axis='y', alpha=0.3)
