@@ -2,9 +2,8 @@
 then 8 different ones. The host lock serialises them; the end state is right."""
 
 import copy
-import threading
 
-from modrun import hold_lock, read
+from modrun import at_once, read
 from test_playbooks import PLAY, playbook
 
 
@@ -16,28 +15,10 @@ def _play(n):
     return play
 
 
-def _at_once(sandbox, plays):
-    results = [None] * len(plays)
-
-    def one(i):
-        results[i] = playbook(sandbox, plays[i], tag='-%d' % i)
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plays))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_eight_identical_playbooks_at_once(sandbox):
     # The lock is held while the 8 start, so that all 8 meet it however the
     # machine schedules them; each must say that it waited.
-    ready = threading.Event()
-    holder = threading.Thread(target=hold_lock, args=(sandbox, 0, ready, 8))
-    holder.start()
-    ready.wait()
-    results = _at_once(sandbox, [_play(1)] * 8)
-    holder.join()
+    results = at_once(8, lambda i: playbook(sandbox, _play(1), tag='-%d' % i), sandbox, waiting=True)
     assert all(rc == 0 and not task.get('failed') for rc, _c, task, _o in results), results
     assert sum(changed for _rc, changed, _t, _o in results) == 1
     assert all(task['lock_waited'] > 0 for _rc, _c, task, _o in results)
@@ -46,7 +27,7 @@ def test_eight_identical_playbooks_at_once(sandbox):
 
 
 def test_eight_different_playbooks_at_once(sandbox):
-    results = _at_once(sandbox, [_play(i) for i in range(8)])
+    results = at_once(8, lambda i: playbook(sandbox, _play(i), tag='-%d' % i))
     assert all(rc == 0 and changed == 1 for rc, changed, _t, _o in results), [r[3][-300:] for r in results]
     for i in range(8):
         assert read(sandbox, 'pids', 'ct%d' % i, 'pids.max') == str(10 + i)

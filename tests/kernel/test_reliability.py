@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from engine_run import run_engine
-from modrun import hold_lock, read, run, run_calls, snapshot
+from modrun import at_once, read, run, run_calls, snapshot
 
 JOIN = ('import os, sys\n'
         'for path in sys.argv[1:]:\n'
@@ -58,23 +57,9 @@ def _spec(n, limit='64M'):
                                       'ct%d/a' % n: {'pids.max': n + 1, 'cpu.shares': 100 + n}}}
 
 
-def _concurrently(count, target):
-    results = [None] * count
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, target(i))) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_eight_identical_restores_at_once(sandbox):
-    ready = threading.Event()
-    holder = threading.Thread(target=hold_lock, args=(sandbox, 0, ready, 8))
-    holder.start()
-    ready.wait()
-    results = _concurrently(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(1)), False, False)])[0])
-    holder.join()
+    results = at_once(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(1)), False, False)])[0], sandbox,
+                      waiting=True)
     assert all(not r.get('failed') for r in results), results
     assert sum(1 for r in results if r['changed']) == 1  # exactly one did the work
     assert all(r['lock_waited'] > 0 for r in results)  # all 8 started while the lock was held
@@ -83,7 +68,7 @@ def test_eight_identical_restores_at_once(sandbox):
 
 
 def test_eight_different_restores_at_once(sandbox):
-    results = _concurrently(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(i)), False, False)])[0])
+    results = at_once(8, lambda i: run_calls(sandbox, [(dict(spec=_spec(i)), False, False)])[0])
     assert all(r['changed'] and not r.get('failed') for r in results), results
     for i in range(8):
         assert read(sandbox, 'pids', 'ct%d' % i, 'pids.max') == str(10 + i)

@@ -150,3 +150,23 @@ def hold_lock(sandbox, seconds, ready, waiters=0, linger=0.5):
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def at_once(count, target, sandbox=None, waiting=False):
+    """target(i) for i in range(count), each in its own thread, all at once;
+    returns their results in order. waiting=True holds the sandbox's lock
+    until all `count` are waiting for it."""
+    import threading
+    results = [None] * count
+    holder = None
+    if waiting:
+        ready = threading.Event()
+        holder = threading.Thread(target=hold_lock, args=(sandbox, 0, ready, count))
+        holder.start()
+        ready.wait()
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, target(i))) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads + ([holder] if holder else []):
+        t.join()
+    return results
