@@ -28,6 +28,10 @@ def md(headers, rows):
     print()
 
 
+def seconds(value):
+    return 'not measured' if value is None else '%.3f' % value
+
+
 def loads(values):
     return '%.1f-%.1f' % (min(values), max(values))
 
@@ -42,19 +46,20 @@ def main():
         med = tree['median']
         md(['tool', 'first restore, s', 'no-op re-run, s', 'CPU first, s', 'CPU re-run, s', 'peak RSS first, MB',
             'peak RSS re-run, MB', 'load (1 min)'],
-           [[names[t], '%.3f' % med[t]['first'], '%.3f' % med[t]['rerun'], '%.3f' % med[t]['first_cpu'],
-             '%.3f' % med[t]['rerun_cpu'], med[t]['first_mb'], med[t]['rerun_mb'], loads(med[t]['load'])]
+           [[names[t], '%.3f' % med[t]['first'], '%.3f' % med[t]['rerun'], seconds(med[t].get('first_cpu')),
+             seconds(med[t].get('rerun_cpu')), med[t]['first_mb'], med[t]['rerun_mb'], loads(med[t]['load'])]
             for t in names if t in med])
         md(['ratio (wall time)', 'measured', 'target', 'met', 'same ratio in CPU time'],
            [[t['ratio'], t['value'], t['target'].replace('<=', '≤').replace('>=', '≥'), 'yes' if t['met'] else '**no**',
-             t.get('cpu_value', '')] for t in tree['targets']])
+             t.get('cpu_value', 'not measured')] for t in tree['targets']])
     fleet = load('fleet_scaling')
     if fleet:
-        print('### Fleet scaling (%d runs, forks %d, %s)\n' % (fleet['runs'], fleet['forks'], fleet['machine']['date']))
+        print('### Fleet scaling (forks %d, %s)\n' % (fleet['forks'], fleet['machine']['date']))
         hosts = sorted(int(h) for h in fleet['hosts'])
-        md(['hosts', 'ping, s', 'restore_limits, s', 'naive, s', 'restore_limits / ping', 'naive / restore_limits',
+        md(['hosts', 'runs', 'ping, s', 'restore_limits, s', 'naive, s', 'restore_limits / ping', 'naive / restore_limits',
             'load (1 min)'],
-           [[h] + ['%.2f' % fleet['hosts'][str(h)][t]['wall'] for t in ('ping', 'restore_limits', 'naive')]
+           [[h, len(fleet['hosts'][str(h)]['naive']['runs'])]
+            + ['%.2f' % fleet['hosts'][str(h)][t]['wall'] for t in ('ping', 'restore_limits', 'naive')]
             + [bl.ratio(fleet['hosts'][str(h)]['restore_limits']['wall'], fleet['hosts'][str(h)]['ping']['wall']),
                bl.ratio(fleet['hosts'][str(h)]['naive']['wall'], fleet['hosts'][str(h)]['restore_limits']['wall']),
                loads([v for t in ('ping', 'restore_limits', 'naive') for v in fleet['hosts'][str(h)][t]['load']])]
