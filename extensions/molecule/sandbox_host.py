@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The sandbox host of the Molecule scenarios.
 
 `start DIR` makes a cgroup sandbox (tools/cgroup_sandbox.py) and starts a

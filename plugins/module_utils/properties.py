@@ -95,7 +95,6 @@ _KINDS = {
     'cpu.max': v.CpuMax(),
     'cpu.weight': v.Integer(1, 10000),
     'cpu.weight.nice': v.Integer(-20, 19),
-    'cpu.idle': v.Flag(),
     'io.max': v.IoMax(),
     'io.weight': v.KeyedLines(),
     'io.bfq.weight': v.KeyedLines(),

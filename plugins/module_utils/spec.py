@@ -24,8 +24,8 @@ Property = namedtuple('Property', 'name value spec_value')
 CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms properties')
 Spec = namedtuple('Spec', 'cgroups')
 Remap = namedtuple('Remap', 'root roots root_from')
-Options = namedtuple('Options', 'mode restore_properties prune remap mountpoint missing_properties allow_systemd_managed '
-                                 'translate translate_unmappable')
+Options = namedtuple('Options', ('mode restore_properties prune remap mountpoint missing_properties '
+                                 'allow_systemd_managed translate translate_unmappable'))
 
 
 def show_path(path):

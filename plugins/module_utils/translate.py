@@ -8,7 +8,6 @@ each choice are in docs/TRANSLATION.md."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import Property
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
 

@@ -4,7 +4,6 @@ opport reports exactly the failed item and applies the rest."""
 
 import os
 
-import pytest
 
 from engine_run import run_engine
 

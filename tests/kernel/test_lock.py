@@ -2,7 +2,6 @@
 
 import os
 import threading
-import time
 
 from modrun import hold_lock, read, run, run_calls
 

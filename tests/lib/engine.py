@@ -163,7 +163,6 @@ def rollback_busy(job):
         os.waitpid(pid, 0)
 
 
-
 def fuzz(job):
     """Generated arguments through the engine: every outcome is a success or
     one clear CgroupError, never another exception; nothing outside the

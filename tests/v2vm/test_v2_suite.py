@@ -5,7 +5,6 @@ machine's v1 sandbox and in the VM gives the documented equivalent limits."""
 import json
 import os
 import re
-import sys
 
 from modrun import read, run
 
