@@ -15,8 +15,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets
 
 # perms: (mode, uid, gid) of the directory; file_perms: {name: (mode, uid, gid) or None};
 # values: {property: raw text, or None when the file does not exist}.
-CgroupState = namedtuple('CgroupState', 'exists perms file_perms values children')
-MISSING = CgroupState(False, None, {}, {}, ())
+CgroupState = namedtuple('CgroupState', 'exists perms file_perms values')
+MISSING = CgroupState(False, None, {}, {})
 # subtrees: {(hierarchy name, top-level path): [(path, has_tasks), ...]}
 Observed = namedtuple('Observed', 'cgroups subtrees page_size')
 
@@ -70,7 +70,7 @@ def observe(targets, handles, page_size, want_subtrees=False):
         for path in [()] + ancestors(target.path) if v2 else ancestors(target.path):
             if (name, path) not in cgroups:
                 exists = fs.exists(path)
-                cgroups[(name, path)] = CgroupState(exists, None, {}, _v2_state(fs, path) if v2 and exists else {}, ())
+                cgroups[(name, path)] = CgroupState(exists, None, {}, _v2_state(fs, path) if v2 and exists else {})
         if not fs.exists(target.path):
             cgroups[(name, target.path)] = MISSING
             continue
@@ -79,8 +79,7 @@ def observe(targets, handles, page_size, want_subtrees=False):
             exists=True,
             perms=fs.stat(target.path),
             file_perms=dict((f, fs.stat(target.path, f)) for f, _p in cg.file_perms if applies_to(f, target.hierarchy)),
-            values=dict((f, _read_state(fs, target.path, f)) for f in _files_to_read(target)),
-            children=tuple(fs.subdirs(target.path)))
+            values=dict((f, _read_state(fs, target.path, f)) for f in _files_to_read(target)))
         is_top = not any(target.path[:i] in spec_paths[name] for i in range(len(target.path)))
         if want_subtrees and is_top:
             subtrees[(name, target.path)] = _walk(fs, target.path)

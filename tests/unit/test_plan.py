@@ -23,8 +23,8 @@ MOUNTINFO = '\n'.join([
 HIERARCHIES = hz.discover(hz.parse_mountinfo(MOUNTINFO), KERNEL, '/sys/fs/cgroup', lambda p: ['hugetlb'])
 
 
-def existing(values=None, children=(), perms=(0o755, 0, 0), file_perms=None):
-    return CgroupState(True, perms, file_perms or {}, values or {}, tuple(children))
+def existing(values=None, perms=(0o755, 0, 0), file_perms=None):
+    return CgroupState(True, perms, file_perms or {}, values or {})
 
 
 def plan(cgroups, live=None, mode='strict', subtrees=None, **kw):
@@ -85,7 +85,7 @@ def test_memory_pair_order_follows_the_current_values():
 
 def test_cpuset_mixed_change_widens_top_down_then_narrows_bottom_up():
     cg = {'ct': {'cpuset.cpus': '0'}, 'ct/a': {'cpuset.cpus': '0'}}
-    live = {('cpuset', ('ct',)): existing({'cpuset.cpus': '0-1'}, children=['a']),
+    live = {('cpuset', ('ct',)): existing({'cpuset.cpus': '0-1'}),
             ('cpuset', ('ct', 'a')): existing({'cpuset.cpus': '1'})}
     result = plan(cg, live, mode='opport')
     assert [(sp.show_path(a.path), sorted(a.after)) for a in result.actions] == [
@@ -245,7 +245,7 @@ def test_restore_properties_created_leaves_adopted_cgroups_alone():
 
 
 def test_prune_removes_bottom_up_and_keeps_cgroups_with_tasks():
-    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(1 << 30)}, children=['old', 'busy'])}
+    live = {('memory', ('ct',)): existing({'memory.limit_in_bytes': str(1 << 30)})}
     subtrees = {('memory', ('ct',)): [(('ct', 'busy'), True), (('ct', 'old'), False),
                                       (('ct', 'busy', 'x'), False), (('ct', 'old', 'y'), False)]}
     result = plan({'ct': {'memory.limit_in_bytes': '1G'}}, live, mode='opport', subtrees=subtrees, prune=True)
