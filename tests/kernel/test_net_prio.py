@@ -56,9 +56,9 @@ def _release_hierarchy(mount, was_bound):
     """The kernel frees an unmounted v1 hierarchy only once its last child is
     gone, and removal finishes asynchronously: mount and unmount again until
     it is freed, unless something else had it bound before the test."""
-    for _attempt in range(20):
+    for attempt in range(60):
         if was_bound or not hz.read_kernel_controllers().get('net_prio'):
             return
-        time.sleep(0.2)
+        time.sleep(min(1.0, 0.2 * (attempt + 1)))
         _in_private_namespace(mount)
     raise AssertionError('the net_prio hierarchy this test made is still in /proc/cgroups')
