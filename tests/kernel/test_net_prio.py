@@ -31,12 +31,14 @@ def _in_private_namespace(script):
 
 def test_ifpriomap_with_a_missing_interface(sandbox):
     was_bound = bool(hz.read_kernel_controllers().get('net_prio'))
+    ours = None
     mount = _mount_script('/sys/fs/cgroup/net_prio_view')  # inside the sandbox's own tmpfs
     outside = os.path.join(sandbox.work, 'net_prio')  # a private mount point for reading and cleaning up
     mount_outside = _mount_script(outside)
     args = dict(src=image_dir(sandbox, 'net_prio'), mode='opport', root=sandbox.name)
     try:
         first, second = run_calls(sandbox, [(args, False, False), (args, False, False)], extra=mount)
+        ours = hz.read_kernel_controllers().get('net_prio')  # kept alive by our cgroups until cleanup
         assert first['failed'] and first['changed'], first
         failed = first['failed_items']
         assert len(failed) == 1 and failed[0]['property'] == 'net_prio.ifpriomap', failed
@@ -49,15 +51,16 @@ def test_ifpriomap_with_a_missing_interface(sandbox):
     finally:
         _in_private_namespace('%s && cd %s && if [ -d %s ]; then find %s -depth -type d -exec rmdir {} +; fi'
                               % (mount_outside, outside, sandbox.name, sandbox.name))
-        _release_hierarchy(mount_outside, was_bound)
+        _release_hierarchy(mount_outside, None if was_bound else ours)
 
 
-def _release_hierarchy(mount, was_bound):
+def _release_hierarchy(mount, ours):
     """The kernel frees an unmounted v1 hierarchy only once its last child is
     gone, and removal finishes asynchronously: mount and unmount again until
-    it is freed, unless something else had it bound before the test."""
+    the hierarchy this test made (id `ours`) is freed. None: the test made
+    none (something else had net_prio bound before)."""
     for attempt in range(60):
-        if was_bound or not hz.read_kernel_controllers().get('net_prio'):
+        if not ours or hz.read_kernel_controllers().get('net_prio') != ours:
             return
         time.sleep(min(1.0, 0.2 * (attempt + 1)))
         _in_private_namespace(mount)
