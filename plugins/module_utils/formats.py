@@ -169,21 +169,9 @@ class _Builder:
     def data(self):
         for reason in sorted(self.skipped):
             self.warnings.append('%s: not restored, %s: %s.' % (self.where, reason, ', '.join(sorted(self.skipped[reason]))))
-        cgroups = {}
-        for path in sorted(self.cgroups):
-            cg = self.cgroups[path]
-            body = {}
-            if cg['controllers']:
-                body['controllers'] = sorted(cg['controllers'])
-            if cg['perms'] is not None:
-                body['perms'] = cg['perms']
-            if cg['file_perms']:
-                body['file_perms'] = cg['file_perms']
-            body['properties'] = cg['properties']
-            cgroups[sp.show_path(path)] = body
-        if not cgroups:
+        if not self.cgroups:
             raise SpecError('Failed to read %s: it names no cgroup.' % self.where)
-        return {'version': 1, 'cgroups': cgroups}
+        return sp.spec_data(self.cgroups)
 
 
 def _perms(value):

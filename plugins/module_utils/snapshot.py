@@ -152,17 +152,7 @@ class _Reader:
                          first_h, first_value, hierarchy.name, value, first_h))
 
     def spec(self):
-        cgroups = {}
-        for path in sorted(self.cgroups):
-            entry = self.cgroups[path]
-            body = {'controllers': sorted(entry['controllers'])}
-            if entry['perms'] is not None:
-                body['perms'] = entry['perms']
-            if entry['file_perms']:
-                body['file_perms'] = entry['file_perms']
-            body['properties'] = entry['properties']
-            cgroups[sp.show_path(path)] = body
-        return {'version': 1, 'cgroups': cgroups}
+        return sp.spec_data(self.cgroups)
 
 
 def take(params, warn=None):

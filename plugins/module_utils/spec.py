@@ -316,3 +316,22 @@ def remap_path(path, hierarchy_controllers, remap):
     if path[:len(old)] == old:
         return new_root + path[len(old):]
     return path
+
+
+def spec_data(cgroups):
+    """A native spec mapping from {path tuple: {'controllers', 'perms',
+    'file_perms', 'properties'}}, leaving out what is empty: what the
+    snapshot and the foreign-format readers produce."""
+    result = {}
+    for path in sorted(cgroups):
+        entry = cgroups[path]
+        body = {}
+        if entry['controllers']:
+            body['controllers'] = sorted(entry['controllers'])
+        if entry['perms'] is not None:
+            body['perms'] = entry['perms']
+        if entry['file_perms']:
+            body['file_perms'] = entry['file_perms']
+        body['properties'] = entry['properties']
+        result[show_path(path)] = body
+    return {'version': 1, 'cgroups': result}
