@@ -19,6 +19,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import benchlib as bl  # noqa: E402
 
 
+def _finish(fig, ax, out, grid_axis='both'):
+    """Grid, legend, and the PNG written."""
+    ax.grid(axis=grid_axis, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def load(name, quick):
     path = os.path.join(bl.OUT_DIR, name + ('_quick' if quick else '') + '.json')
     if not os.path.exists(path):
@@ -41,12 +51,7 @@ def fleet(data, out):
     ax.set_xticks(hosts)
     ax.set_yscale('log')  # the naive playbook is an order of magnitude above the others
     ax.set_title('Fleet size against wall time (forks=%d)' % data['forks'])
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, out)
 
 
 def growth(data, out):
@@ -58,12 +63,7 @@ def growth(data, out):
     ax.set_xlabel('cgroups (each in memory, cpu and pids, 5 properties)')
     ax.set_ylabel('seconds (median of %d)' % data['runs'])
     ax.set_title('Engine cost against tree size')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, out)
 
 
 def tree(data, out):
@@ -80,12 +80,7 @@ def tree(data, out):
     ax.set_xticklabels([labels[t] for t in tools])
     ax.set_ylabel('seconds (median of %d)' % data['runs'])
     ax.set_title('Restore %d cgroups from an empty sandbox' % data['size']['cgroups'])
-    ax.grid(axis='y', alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, out, grid_axis='y')
 
 
 def main():

@@ -13,9 +13,6 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 
 # Core files that every hierarchy has and that may be restored.
 CORE_SETTINGS = ('cgroup.clone_children', 'notify_on_release')
-# cgroup v2 core files that are settings.
-V2_CORE_SETTINGS = ('cgroup.subtree_control', 'cgroup.type', 'cgroup.max.descendants', 'cgroup.max.depth',
-                    'cgroup.freeze')
 
 # Files that move processes, run programs or trigger actions: never written.
 NEVER_WRITTEN = {

@@ -48,10 +48,6 @@ def io_to_blkio_weight(weight):
     return max(10, min(1000, int(round(weight * 5.0))))
 
 
-class Unmappable(Exception):
-    """A setting with no counterpart in the other version; the message says why."""
-
-
 def _p(name, value, sources):
     """A translated Property; spec_value records the spec's names and values."""
     return Property(name, value, dict((n, v.spec_value) for n, v in sources))
