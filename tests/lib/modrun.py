@@ -110,22 +110,39 @@ def cgroups(sandbox, hierarchy):
     return sorted(os.path.relpath(d, top) for d, _s, _f in os.walk(top) if d != top)
 
 
-def _holders(path):
-    """PIDs of processes that have this file open."""
+HOLDER = r'''
+import fcntl, os, sys, time
+path, seconds, waiters, linger = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+
+
+def holders():
+    """PIDs of other processes that have the lock file open."""
     target = os.stat(path)
     found = set()
     for pid in os.listdir('/proc'):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             for fd in os.listdir('/proc/%s/fd' % pid):
                 st = os.stat('/proc/%s/fd/%s' % (pid, fd))
                 if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                    found.add(int(pid))
+                    found.add(pid)
                     break
         except OSError:
             continue
     return found
+
+
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print('held', flush=True)
+deadline = time.time() + (120 if waiters else seconds)
+while time.time() < deadline:
+    if waiters and len(holders()) >= waiters:
+        time.sleep(linger)
+        break
+    time.sleep(0.1)
+'''
 
 
 def hold_lock(sandbox, seconds, ready, waiters=0, linger=0.5):
@@ -133,23 +150,25 @@ def hold_lock(sandbox, seconds, ready, waiters=0, linger=0.5):
     host); set `ready` once it is held. Release it after `seconds`, or, with
     `waiters`, once that many other processes have opened the lock file (they
     are then waiting for it, however slowly the machine started them), plus
-    `linger` seconds. Run it in a thread."""
-    import fcntl
-    import time
+    `linger` seconds. Run it in a thread.
+
+    The holder is a process of its own: a lock fd held by a thread of the test
+    process would also be open, for a moment, in every child the test forks,
+    and those would be miscounted as waiters."""
+    import subprocess
     path = os.path.join(sandbox.work, 'lock', 'checkpoint_restore.cgroups.lock')
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    proc = subprocess.Popen([sys.executable, '-c', HOLDER, path, str(seconds), str(waiters), str(linger)],
+                            stdout=subprocess.PIPE, universal_newlines=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if proc.stdout.readline().strip() != 'held':
+            raise RuntimeError('the lock holder did not take the lock')
         ready.set()
-        deadline = time.time() + (120 if waiters else seconds)
-        while time.time() < deadline:
-            if waiters and len(_holders(path) - {os.getpid()}) >= waiters:
-                time.sleep(linger)
-                break
-            time.sleep(0.1)
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        proc.wait(timeout=180)
     finally:
-        os.close(fd)
+        ready.set()  # never leave the test waiting; its own checks then fail
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def at_once(count, target, sandbox=None, waiting=False):
