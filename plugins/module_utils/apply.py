@@ -244,9 +244,16 @@ class Applier:
             self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before, action.after))
         kind = properties.kind_of(action.prop)
         refused = []
+        raw = None
+        # The usual write is one line to the property's own file: written and
+        # read back through one descriptor.
+        one = len(action.writes) == 1 and action.writes[0][0] == action.prop
         for index, (name, text) in enumerate(action.writes):
             try:
-                fs.write(action.path, name, text)
+                if one:
+                    raw = fs.write_read(action.path, name, text)
+                else:
+                    fs.write(action.path, name, text)
             except OSError as exc:
                 if getattr(kind, 'independent_lines', False) and self.mode == 'opport':
                     # opport: one refused line (an interface or device the
@@ -263,7 +270,9 @@ class Applier:
                 for fb_name, fb_text in fb_writes:
                     fs.write(action.path, fb_name, fb_text)
                 fs.write(action.path, name, text)
-        raw = fs.read(action.path, action.prop)
+                raw = None
+        if raw is None:
+            raw = fs.read(action.path, action.prop)
         if raw is None:
             raise ReadBackMismatch('%s cannot be read back' % action.prop)
         current = kind.read(raw)

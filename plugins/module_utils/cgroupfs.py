@@ -4,10 +4,13 @@
 """Safe access to one cgroup hierarchy.
 
 Every cgroup is reached from the hierarchy's mount through directory file
-descriptors opened without following symlinks, and every directory is checked
-to be on a cgroup filesystem (statfs magic) and on the same device as the
-mount. A symlink, a bind mount of something else, or a wrong mountpoint can
-therefore never turn into a write elsewhere. Files are never created.
+descriptors opened without following symlinks. The mount itself is checked to
+be on a cgroup filesystem (statfs magic), and every directory below it and
+every file written to be on the same device as the mount: the same st_dev is
+the same superblock, hence the same (verified) cgroup filesystem, so a
+directory needs no statfs of its own. A symlink, a bind mount of something
+else, or a wrong mountpoint can therefore never turn into a write elsewhere.
+Files are never created.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,12 +19,16 @@ __metaclass__ = type
 import ctypes
 import errno
 import os
-import platform
 import stat
 
 CGROUP_SUPER_MAGIC = 0x27e0eb
 CGROUP2_SUPER_MAGIC = 0x63677270
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+_RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+# Not found, or not a directory (a file, or a symlink refused by O_NOFOLLOW).
+_NOT_A_DIR = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 _libc = None
 
 
@@ -43,7 +50,7 @@ def fs_magic(fd):
     if _get_libc().fstatfs(fd, buf) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-    ftype = ctypes.c_uint if platform.machine() == 's390x' else ctypes.c_ulong
+    ftype = ctypes.c_uint if os.uname()[4] == 's390x' else ctypes.c_ulong
     return ftype.from_buffer(buf).value & 0xffffffff
 
 
@@ -101,16 +108,24 @@ class Hierarchy:
         if fd is not None:
             return fd
         parent = self._dir(path[:-1])
+        fd = self._open_dir(parent, path)[0]
+        self._dirs[path] = fd
+        return fd
+
+    def _open_dir(self, parent, path):
+        """(fd, stat) of path[-1] opened below the parent's descriptor, which
+        is on this hierarchy's device. Same device, same superblock: the
+        cgroup filesystem checked at the mount, so no statfs is needed here."""
         fd = os.open(path[-1], _DIR_FLAGS, dir_fd=parent)
         try:
-            self._check(fd, self.where(path))
-            if os.fstat(fd).st_dev != self.dev:
+            st = os.fstat(fd)
+            if st.st_dev != self.dev:
+                self._check(fd, self.where(path))  # names a filesystem that is not cgroup's
                 raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path), self.mount_point))
         except Exception:
             os.close(fd)
             raise
-        self._dirs[path] = fd
-        return fd
+        return fd, st
 
     def _forget(self, path):
         for key in [k for k in self._dirs if k[:len(path)] == path and k]:
@@ -122,25 +137,26 @@ class Hierarchy:
 
     def exists(self, path):
         """A fresh lookup: a cached descriptor outlives a removed directory."""
+        return self.lookup(path) is not None
+
+    def lookup(self, path):
+        """A fresh lookup of a cgroup directory: its (mode bits, uid, gid),
+        or None when it does not exist or is not a directory. Caches the new
+        descriptor (a cached one may outlive a removed directory)."""
         if not path:
-            return True
+            return self.stat(())
         try:
             parent = self._dir(path[:-1])
-            st = os.stat(path[-1], dir_fd=parent, follow_symlinks=False)
+            fd, st = self._open_dir(parent, path)
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if exc.errno in _NOT_A_DIR:
                 self._forget(path)
-                return False
+                return None
             raise
-        if not stat.S_ISDIR(st.st_mode):
-            return False
-        try:
-            self._dir(path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return False
-            raise
-        return True
+        if path in self._dirs:
+            self._forget(path)  # and the descriptors below it, which may be stale
+        self._dirs[path] = fd
+        return (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
     def subdirs(self, path):
         fd = self._dir(path)
@@ -158,38 +174,80 @@ class Hierarchy:
     def read(self, path, name):
         """The file's text, or None when the cgroup has no such file."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), dir_fd=self._dir(path))
+            fd = os.open(name, _READ_FLAGS, dir_fd=self._dir(path))
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return None
             raise
         try:
-            chunks = []
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b''.join(chunks).decode('utf-8', 'replace')
+            return _read_all(fd)
         finally:
             os.close(fd)
 
-    def write(self, path, name, text):
-        """One write() of text. Never creates the file."""
-        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), dir_fd=self._dir(path))
+    def read_files(self, path, names, unreadable=()):
+        """{name: text} of files of one cgroup; None for a file that does
+        not exist, or whose read fails with an errno in `unreadable`."""
+        dir_fd = self._dir(path)
+        found = {}
+        for name in names:
+            try:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT or exc.errno in unreadable:
+                    found[name] = None
+                    continue
+                raise
+            try:
+                found[name] = _read_all(fd)
+            except OSError as exc:
+                if exc.errno not in unreadable:
+                    raise
+                found[name] = None
+            finally:
+                os.close(fd)
+        return found
+
+    def _open_for_write(self, path, name, flags):
+        fd = os.open(name, flags, dir_fd=self._dir(path))
         try:
             if os.fstat(fd).st_dev != self.dev:
                 raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path, name), self.mount_point))
-            data = text.encode('utf-8')
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(errno.EIO, 'short write (%d of %d bytes)' % (written, len(data)))
+        except Exception:
+            os.close(fd)
+            raise
+        return fd
+
+    def write(self, path, name, text):
+        """One write() of text. Never creates the file."""
+        fd = self._open_for_write(path, name, _WRITE_FLAGS)
+        try:
+            _write_once(fd, text)
+        finally:
+            os.close(fd)
+
+    def write_read(self, path, name, text):
+        """One write() of text, then the file's text as the kernel reads it
+        back, through one descriptor. Never creates the file."""
+        try:
+            fd = self._open_for_write(path, name, _RDWR_FLAGS)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise
+            # not readable through a writing descriptor: two opens
+            self.write(path, name, text)
+            return self.read(path, name)
+        try:
+            _write_once(fd, text)
+            return _read_all(fd)
         finally:
             os.close(fd)
 
     def mkdir(self, path, mode=0o755):
-        os.mkdir(path[-1], mode, dir_fd=self._dir(path[:-1]))
-        self._dir(path)
+        parent = self._dir(path[:-1])
+        os.mkdir(path[-1], mode, dir_fd=parent)
+        if path in self._dirs:
+            self._forget(path)  # a descriptor of a directory removed since
+        self._dirs[path] = self._open_dir(parent, path)[0]
 
     def rmdir(self, path):
         parent = self._dir(path[:-1])
@@ -236,6 +294,26 @@ class Hierarchy:
             return
         fd, entry = self._entry(path, name)
         os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
+
+
+def _read_all(fd):
+    """Text from offset 0 to the end of file (pread: a write moves the offset)."""
+    chunks = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 65536, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b''.join(chunks).decode('utf-8', 'replace')
+
+
+def _write_once(fd, text):
+    data = text.encode('utf-8')
+    written = os.write(fd, data)
+    if written != len(data):
+        raise OSError(errno.EIO, 'short write (%d of %d bytes)' % (written, len(data)))
 
 
 def prepare_mount_dir(mountpoint, name):

@@ -20,10 +20,11 @@ MISSING = CgroupState(False, None, {}, {})
 # subtrees: {(hierarchy name, top-level path): [(path, has_tasks), ...]}
 Observed = namedtuple('Observed', 'cgroups subtrees page_size')
 
-_PARTNERS = {}
-for _pair in (properties.MEMORY_PAIR, properties.CFS_PAIR):
-    for _name in _pair:
-        _PARTNERS[_name] = _pair
+# The partner a pair's write order needs when the spec names only one of the
+# pair: whether a new cfs quota or period widens or narrows the CPU share
+# depends on the other. (The memory pair's order is decided from
+# memory.limit_in_bytes alone, so memsw is read only where the spec names it.)
+_PARTNER = {properties.CFS_PAIR[0]: properties.CFS_PAIR[1], properties.CFS_PAIR[1]: properties.CFS_PAIR[0]}
 
 
 # What the planner needs of a cgroup v2 cgroup to enable controllers safely.
@@ -31,27 +32,54 @@ V2_STATE_FILES = ('cgroup.controllers', 'cgroup.subtree_control', 'cgroup.procs'
 
 
 def _files_to_read(target):
-    names = set()
-    for prop in target.props:
-        names.update(_PARTNERS.get(prop.name, (prop.name,)))
+    """(files named by the spec, {file: its partner not named by the spec})."""
+    names = set(p.name for p in target.props)
+    partners = dict((name, _PARTNER[name]) for name in names if name in _PARTNER and _PARTNER[name] not in names)
     if target.hierarchy.version == 2:
         names.update(V2_STATE_FILES)
-    return sorted(names)
+    return sorted(names), partners
+
+
+def _unchanged(prop, raw, page_size):
+    """True when the live text already means the spec's value."""
+    if raw is None:
+        return False
+    kind = properties.kind_of(prop.name)
+    try:
+        return kind.same(prop.value, kind.read(raw), page_size)
+    except ValueError:
+        return False
+
+
+def _read_values(fs, target, page_size, cache):
+    key = tuple(p.name for p in target.props) + (target.hierarchy.version,)
+    plan = cache.get(key)
+    if plan is None:
+        plan = cache[key] = _files_to_read(target)
+    names, partners = plan
+    values = fs.read_files(target.path, names, _UNREADABLE)
+    if partners:
+        # A partner is read only where the pair may be written: when the
+        # named file's value differs from the spec's.
+        for prop in target.props:
+            partner = partners.get(prop.name)
+            if partner is not None and not _unchanged(prop, values[prop.name], page_size):
+                values[partner] = _read_state(fs, target.path, partner)
+    return values
 
 
 def _v2_state(fs, path):
-    return dict((f, _read_state(fs, path, f)) for f in V2_STATE_FILES)
+    return fs.read_files(path, V2_STATE_FILES, _UNREADABLE)
+
+
+# A file the kernel refuses to show reads as None (cgroup.procs of a threaded
+# cgroup answers EOPNOTSUPP).
+_UNREADABLE = (errno.EOPNOTSUPP,)
 
 
 def _read_state(fs, path, name):
-    """A state file; None where the kernel refuses to show it (cgroup.procs
-    of a threaded cgroup answers EOPNOTSUPP)."""
-    try:
-        return fs.read(path, name)
-    except OSError as exc:
-        if exc.errno == errno.EOPNOTSUPP:
-            return None
-        raise
+    """A state file, or None (missing, or see _UNREADABLE)."""
+    return fs.read_files(path, (name,), _UNREADABLE)[name]
 
 
 def observe(targets, handles, page_size, want_subtrees=False):
@@ -59,6 +87,7 @@ def observe(targets, handles, page_size, want_subtrees=False):
     cgroups = {}
     subtrees = {}
     spec_paths = {}
+    files_cache = {}
     for target in targets:
         spec_paths.setdefault(target.hierarchy.name, set()).add(target.path)
     for target in targets:
@@ -71,17 +100,17 @@ def observe(targets, handles, page_size, want_subtrees=False):
             if (name, path) not in cgroups:
                 exists = fs.exists(path)
                 cgroups[(name, path)] = CgroupState(exists, None, {}, _v2_state(fs, path) if v2 and exists else {})
-        if not fs.exists(target.path):
+        perms = fs.lookup(target.path)
+        if perms is None:
             cgroups[(name, target.path)] = MISSING
             continue
         cg = target.cgroup
         cgroups[(name, target.path)] = CgroupState(
             exists=True,
-            perms=fs.stat(target.path),
+            perms=perms,
             file_perms=dict((f, fs.stat(target.path, f)) for f, _p in cg.file_perms if applies_to(f, target.hierarchy)),
-            values=dict((f, _read_state(fs, target.path, f)) for f in _files_to_read(target)))
-        is_top = not any(target.path[:i] in spec_paths[name] for i in range(len(target.path)))
-        if want_subtrees and is_top:
+            values=_read_values(fs, target, page_size, files_cache))
+        if want_subtrees and not any(target.path[:i] in spec_paths[name] for i in range(len(target.path))):
             subtrees[(name, target.path)] = _walk(fs, target.path)
     return Observed(cgroups, subtrees, page_size)
 

@@ -60,7 +60,8 @@ class _Phases:
 
 
 def _current(state, prop, created, where=''):
-    """The kernel's current value (canonical), None for a new cgroup."""
+    """The kernel's current value (canonical), None for a new cgroup.
+    where: text, or (hierarchy, path), for the message of a refusal."""
     if created:
         return None
     raw = state.values.get(prop)
@@ -69,6 +70,8 @@ def _current(state, prop, created, where=''):
     try:
         return properties.kind_of(prop).read(raw)
     except ValueError:
+        if isinstance(where, tuple):
+            where = '%s:%s' % (where[0], show_path(where[1]))
         raise Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
                       % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
 
@@ -82,29 +85,40 @@ def _missing_file_message(h, path, name):
 
 
 def _property_actions(target, state, created, page_size, missing='fail', warnings=None):
-    h, path, cg = target.hierarchy.name, target.path, target.cgroup
+    h, path = target.hierarchy.name, target.path
     phases = _Phases()
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
     # On v2 a controller's files appear once the parent enables it, which this
     # plan may do: until then they are not missing, only not there yet.
-    offered = frozenset((state.values.get('cgroup.controllers') or '').split())
-    not_yet = frozenset() if target.hierarchy.version != 2 else frozenset(
-        n for n in wanted if properties.controller_of(n) and properties.controller_of(n) not in offered)
-    for name in sorted(wanted):
-        if not created and state.values.get(name) is None and name not in not_yet:
-            if missing != 'warn':
-                raise Refusal(_missing_file_message(h, path, name))
-            warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
-                            % (h, show_path(path), name))
-            del wanted[name]
+    not_yet = frozenset()
+    if target.hierarchy.version == 2:
+        offered = frozenset((state.values.get('cgroup.controllers') or '').split())
+        not_yet = frozenset(n for n in wanted if properties.controller_of(n)
+                            and properties.controller_of(n) not in offered)
+    names = sorted(wanted)
+    values = state.values
+    if not created:
+        for name in names:
+            if values.get(name) is None and name not in not_yet:
+                if missing != 'warn':
+                    raise Refusal(_missing_file_message(h, path, name))
+                warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
+                                % (h, show_path(path), name))
+                del wanted[name]
     pending = {}
-    for name, prop in sorted(wanted.items()):
-        kind = properties.kind_of(name)
-        current = _current(state, name, created, '%s:%s' % (h, show_path(path)))
-        if current is not None and kind.same(prop.value, current, page_size):
+    for name in names:
+        prop = wanted.get(name)
+        if prop is None:
             continue
+        current = None
+        if not created and values.get(name) is not None:
+            current = _current(state, name, created, (h, path))
+            if properties.kind_of(name).same(prop.value, current, page_size):
+                continue
         pending[name] = (prop, current)
+    if not pending:
+        return phases
 
     def emit(bucket, name):
         prop, current = pending.pop(name)
@@ -325,7 +339,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                                   'it first (role checkpoint_restore.cgroups.cgroup_premount).' % (h, show_path(path)))
                 created.add((h, path))
             elif path:
-                conflicts.append('%s:%s' % (h, show_path(path)))
+                conflicts.append((h, path))
             top_down.append((len(path), h, path, target))
     enables = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
     listed = set((h, path) for _d, h, path, _t in top_down)
@@ -336,25 +350,30 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     # The cpuset each cgroup ends with, where the plan decides it (None: left
     # as the kernel has it), so a new child can start inside its parent's.
     final_sets = {}
+    # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
+    v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
+                     for h, hierarchy in hierarchy_of.items())
     top_down.sort(key=lambda item: (item[0], item[1], item[2]))
     for _depth, h, path, target in top_down:
         is_new = (h, path) in created
         restore = target is not None and (restore_properties == 'all' or (restore_properties == 'created' and is_new))
-        own_sets = dict((p.name, p.value) for p in target.props
-                        if p.name in properties.HIERARCHICAL_SETS) if restore else {}
         block = []
         if is_new:
-            v1_cpuset = hierarchy_of[h].version == 1 and 'cpuset' in hierarchy_of[h].controllers
-            block.extend(_new_cgroup_actions(h, path, v1_cpuset, final_sets))
-        if (h, path) in enables:
+            block.extend(_new_cgroup_actions(h, path, v1_cpuset[h], final_sets))
+        if enables and (h, path) in enables:
             block.append(enables[(h, path)])
-        for name in properties.HIERARCHICAL_SETS:
-            final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
+        if v1_cpuset[h]:
+            own_sets = dict((p.name, p.value) for p in target.props
+                            if p.name in properties.HIERARCHICAL_SETS) if restore else {}
+            for name in properties.HIERARCHICAL_SETS:
+                final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
         if target is not None:
             state = state_of(h, path)
             # A new cgroup always gets its owner and mode; an adopted one only
             # when its properties are restored too.
-            perms = _perm_actions(target, state, is_new) if restore or is_new else []
+            cg = target.cgroup
+            has_perms = cg.perms is not None or cg.file_perms
+            perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else []
             block.extend(a for a in perms if a.prop is None)
             if restore:
                 own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings)
@@ -370,7 +389,8 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     if mode == 'strict' and conflicts and [a for a in actions if a.kind != 'mount']:
         raise Refusal('Failed to restore in strict mode: %d cgroup(s) of the spec already exist and differ from it: '
                       '%s. Nothing was written. Use mode=opport to adopt them, or remove them first.'
-                      % (len(conflicts), ', '.join(conflicts[:10]) + (' ...' if len(conflicts) > 10 else '')))
+                      % (len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
+                         + (' ...' if len(conflicts) > 10 else '')))
 
     skipped = []
     if prune:

@@ -12,7 +12,6 @@ import os
 import pwd
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
@@ -43,6 +42,8 @@ def read_request(params, warn=None):
     if data is None:
         if not params.get('src'):
             raise SpecError('Invalid options: give the spec inline (spec) or as a file on the target (src).')
+        # imported here: only a spec file needs the format readers (and subprocess)
+        from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
         data, notes = formats.load_src(params['src'], params.get('format') or 'auto')
         for note in notes:
             (warn or (lambda message: None))(note)

@@ -57,10 +57,16 @@ def split_path(text, what='cgroup path'):
         return ()
     components = tuple(inner.split('/'))
     for component in components:
-        reason = _component_problem(component)
-        if reason:
-            raise SpecError('Invalid %s %r: component %r %s.' % (what, text, component, reason))
+        if component not in _GOOD_COMPONENTS:
+            reason = _component_problem(component)
+            if reason:
+                raise SpecError('Invalid %s %r: component %r %s.' % (what, text, component, reason))
+            _GOOD_COMPONENTS.add(component)
     return components
+
+
+# Components already found valid: a tree repeats its containers' names.
+_GOOD_COMPONENTS = set()
 
 
 def _component_problem(component):
@@ -126,6 +132,20 @@ def parse_perms(where, data, resolve=None):
 
 
 def _parse_controllers(where, value):
+    if isinstance(value, list):
+        key = tuple(value)
+        found = _CONTROLLERS_SEEN.get(key)
+        if found is None:
+            found = _CONTROLLERS_SEEN[key] = _check_controllers(where, value)
+        return found
+    return _check_controllers(where, value)
+
+
+# Controller lists already validated; every cgroup of a tree repeats a few.
+_CONTROLLERS_SEEN = {}
+
+
+def _check_controllers(where, value):
     if isinstance(value, str):
         value = [c.strip() for c in value.split(',')]
     if not isinstance(value, (list, tuple)) or not value:
@@ -140,6 +160,24 @@ def _parse_controllers(where, value):
 
 
 def _parse_property(where, name, value):
+    # A tree repeats the same few (name, value) pairs: each is validated and
+    # parsed once. The key has the value's type, so 1, 1.0, True and '1' stay apart.
+    key = (name, value.__class__, value) if value.__class__ in (str, int) else None
+    if key is not None:
+        found = _PROPERTIES_SEEN.get(key)
+        if found is not None:
+            return found
+    prop = _check_property(where, name, value)
+    if key is not None:
+        _PROPERTIES_SEEN[key] = prop
+    return prop
+
+
+# (name, type, value) -> Property, for values of the plain types (str, int).
+_PROPERTIES_SEEN = {}
+
+
+def _check_property(where, name, value):
     reason = properties.refusal_reason(name)
     if reason:
         raise SpecError('Invalid spec: %s, property %r: refused, %s.' % (where, name, reason))
@@ -249,6 +287,8 @@ def load_spec(data, resolve=None):
     if version not in (1, '1'):
         raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
     cgroups = data.get('cgroups')
+    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN):
+        seen_cache.clear()  # kept for one spec only
     if not isinstance(cgroups, dict) or not cgroups:
         raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')
     parsed = []

@@ -48,45 +48,78 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
     planned = {}
     targets = []
     v2 = _v2_of(hierarchies)
+    # Cgroups of one shape (controllers and property names) live in the same
+    # hierarchies and split their properties the same way: work that out once.
+    shapes = {}
+    remapped = {}
+    no_remap = not remap.root and not remap.roots and remap.root_from is None
     for cg in spec.cgroups:
-        controllers = list(cg.controllers)
-        home = {}
-        for controller in controllers:
-            home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned)
-        if not any(h.version == 2 for h in home.values()):
-            # without a v2 hierarchy, cgroup.freeze is the freezer's freezer.state
-            for name, controller in _V2_CORE_IN_V1.items():
-                if controller not in home and any(p.name == name for p in cg.properties):
-                    controllers.append(controller)
-                    home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint,
-                                             planned)
-        by_name = {}
-        for controller in controllers:
-            by_name.setdefault(home[controller].name, home[controller])
-        props = _props_by_hierarchy(cg, home, by_name)
-        for name in sorted(by_name):
-            hierarchy = by_name[name]
+        names = tuple(p.name for p in cg.properties)
+        key = (cg.controllers, names)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate)
+        for hierarchy, indices, controllers, needs_translation in shape:
             if hierarchy.read_only:
                 raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
                               % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
-            path = remap_path(cg.path, sorted(hierarchy.controllers), remap)
+            if no_remap:
+                path = cg.path
+            else:
+                if hierarchy.name not in remapped:
+                    remapped[hierarchy.name] = sorted(hierarchy.controllers)
+                path = remap_path(cg.path, remapped[hierarchy.name], remap)
             unit = None if allow_systemd_managed else systemd_unit_in(path)
             if unit:
                 raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
                               'reverts such writes on daemon-reload. Restore elsewhere, or set '
                               'allow_systemd_managed=true if systemd delegates it to you.'
                               % (hierarchy.name, show_path(path), unit))
-            own, refused = translate_mod.for_hierarchy(props.get(name, []), hierarchy.version, translate)
-            for prop_name, reason in sorted(refused.items()):
+            props = [cg.properties[i] for i in indices]
+            if needs_translation:
+                own, refused = translate_mod.for_hierarchy(props, hierarchy.version, translate)
+            else:
+                own, refused = props, None
+            for prop_name, reason in sorted((refused or {}).items()):
                 message = ('%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason))
                 if unmappable != 'skip':
                     raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
                                   'without it.' % message)
                 if warnings is not None:
                     warnings.append('Skipped %s.' % message)
-            targets.append(Target(cg, hierarchy, path, name in planned and hierarchy is planned[name],
-                                  tuple(own), tuple(sorted(c for c in controllers if home[c].name == name))))
+            is_planned = hierarchy.name in planned and hierarchy is planned[hierarchy.name]
+            targets.append(Target(cg, hierarchy, path, is_planned, tuple(own), controllers))
     return targets, planned
+
+
+def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate):
+    """[(hierarchy, indices of the cgroup's properties that go there, the
+    cgroup's controllers in it, whether they need translate.for_hierarchy)]
+    for cgroups with the controllers and property names of cg."""
+    controllers = list(cg.controllers)
+    home = {}
+    for controller in controllers:
+        home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned)
+    if not any(h.version == 2 for h in home.values()):
+        # without a v2 hierarchy, cgroup.freeze is the freezer's freezer.state
+        for name, controller in _V2_CORE_IN_V1.items():
+            if controller not in home and any(p.name == name for p in cg.properties):
+                controllers.append(controller)
+                home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint,
+                                         planned)
+    by_name = {}
+    for controller in controllers:
+        by_name.setdefault(home[controller].name, home[controller])
+    indices = _props_by_hierarchy(cg, home, by_name)
+    shape = []
+    for name in sorted(by_name):
+        hierarchy = by_name[name]
+        own = indices.get(name, [])
+        props = [cg.properties[i] for i in own]
+        same = translate_mod.for_hierarchy(props, hierarchy.version, translate) == (props, {})
+        shape.append((hierarchy, tuple(own), tuple(sorted(c for c in controllers if home[c].name == name)),
+                      not same))
+    return shape
 
 
 def _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned):
@@ -113,13 +146,14 @@ def _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, plann
 
 
 def _props_by_hierarchy(cg, home, by_name):
-    """{hierarchy name: [Property]}: each property goes where its controller
-    lives; v1 core files to every v1 hierarchy of the cgroup, v2 core files to
-    its v2 hierarchy (or, for cgroup.freeze on v1, to the freezer's)."""
+    """{hierarchy name: [index into cg.properties]}: each property goes where
+    its controller lives; v1 core files to every v1 hierarchy of the cgroup,
+    v2 core files to its v2 hierarchy (or, for cgroup.freeze on v1, to the
+    freezer's)."""
     result = {}
     v1_names = [n for n, h in by_name.items() if h.version == 1]
     v2_names = [n for n, h in by_name.items() if h.version == 2]
-    for prop in cg.properties:
+    for index, prop in enumerate(cg.properties):
         controller = properties.controller_of(prop.name)
         if controller is not None:
             # 'unified' in the spec's controllers stands for every v2 controller
@@ -130,7 +164,7 @@ def _props_by_hierarchy(cg, home, by_name):
         else:
             places = v1_names or v2_names[:1]
         for place in places:
-            result.setdefault(place, []).append(prop)
+            result.setdefault(place, []).append(index)
     return result
 
 

@@ -1,0 +1,173 @@
+"""The engine's shortcuts keep its results: what observe reads, the spec and
+target caches, and the safe file access (on a plain directory that stands in
+for a cgroup mount; the kernel tests cover real cgroupfs)."""
+
+import errno
+import os
+
+import pytest
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import observe
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+
+KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'pids': 8}
+MOUNTINFO = '\n'.join([
+    '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+    '32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct',
+    '35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+    '38 31 0:35 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids',
+])
+HIERARCHIES = hz.discover(hz.parse_mountinfo(MOUNTINFO), KERNEL, '/sys/fs/cgroup', lambda p: [])
+NO_REMAP = sp.parse_remap(None, None, None)
+
+
+class FakeFS:
+    """A hierarchy's cgroups as {path: {file: text}}; records every read."""
+
+    def __init__(self, tree):
+        self.tree = tree
+        self.reads = []
+
+    def exists(self, path):
+        return path in self.tree or not path
+
+    def lookup(self, path):
+        return (0o755, 0, 0) if path in self.tree else None
+
+    def stat(self, path, name=None):
+        return (0o644, 0, 0)
+
+    def read_files(self, path, names, unreadable=()):
+        self.reads.extend((path, name) for name in names)
+        return dict((name, self.tree[path].get(name)) for name in names)
+
+
+def targets_of(cgroups):
+    spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+    return tg.resolve(spec, HIERARCHIES, KERNEL, NO_REMAP, '/sys/fs/cgroup')
+
+
+def test_observe_reads_the_cfs_partner_only_where_the_pair_may_change():
+    targets, planned = targets_of({'a': {'cpu.cfs_quota_us': 50000}, 'b': {'cpu.cfs_quota_us': 50000}})
+    fs = FakeFS({('a',): {'cpu.cfs_quota_us': '50000\n', 'cpu.cfs_period_us': '100000\n'},
+                 ('b',): {'cpu.cfs_quota_us': '-1\n', 'cpu.cfs_period_us': '100000\n'}})
+    observed = observe(targets, {'cpu,cpuacct': fs}, 4096)
+    assert sorted(fs.reads) == [(('a',), 'cpu.cfs_quota_us'), (('b',), 'cpu.cfs_period_us'),
+                                (('b',), 'cpu.cfs_quota_us')]
+    plan = make_plan(targets, planned, observed, 'opport')
+    # b's quota narrows its share (unlimited to 0.5 CPU): written, in the bottom-up phase
+    assert [(a.path, a.prop, a.before, a.after) for a in plan.actions] == [
+        (('b',), 'cpu.cfs_quota_us', 'max', 50000)]
+
+
+def test_observe_reads_the_quota_when_only_the_period_is_named():
+    targets, _planned = targets_of({'a': {'cpu.cfs_period_us': 50000}})
+    fs = FakeFS({('a',): {'cpu.cfs_quota_us': '50000\n', 'cpu.cfs_period_us': '100000\n'}})
+    observe(targets, {'cpu,cpuacct': fs}, 4096)
+    assert sorted(name for _p, name in fs.reads) == ['cpu.cfs_period_us', 'cpu.cfs_quota_us']
+
+
+def test_observe_reads_memsw_only_where_the_spec_names_it():
+    targets, _planned = targets_of({'a': {'memory.limit_in_bytes': '64M'}})
+    fs = FakeFS({('a',): {'memory.limit_in_bytes': '1\n', 'memory.memsw.limit_in_bytes': '1\n'}})
+    observe(targets, {'memory': fs}, 4096)
+    assert fs.reads == [(('a',), 'memory.limit_in_bytes')]
+
+
+def test_a_repeated_valid_value_does_not_hide_a_later_invalid_one():
+    with pytest.raises(SpecError) as caught:
+        sp.load_spec({'version': 1, 'cgroups': {'a': {'pids.max': 10}, 'b': {'pids.max': '10x'}}})
+    assert "cgroup 'b'" in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        sp.load_spec({'version': 1, 'cgroups': {'a': {'pids.max': 10}, 'a/c..d/tasks': {'pids.max': 10}}})
+    assert 'tasks' in str(caught.value)
+
+
+def test_values_of_different_types_are_parsed_apart():
+    spec = sp.load_spec({'version': 1, 'cgroups': {
+        'a': {'memory.limit_in_bytes': '1G'}, 'b': {'memory.limit_in_bytes': 1073741824},
+        'c': {'memory.use_hierarchy': True}, 'd': {'memory.use_hierarchy': 1}}})
+    by_path = dict((cg.path, cg.properties[0]) for cg in spec.cgroups)
+    assert by_path[('a',)].spec_value == '1G' and by_path[('b',)].spec_value == 1073741824
+    assert by_path[('a',)].value == by_path[('b',)].value == 1 << 30
+    assert by_path[('c',)].spec_value is True and by_path[('d',)].spec_value == 1
+
+
+def test_cgroups_of_one_shape_keep_their_own_paths_and_values():
+    targets, _planned = targets_of({'a': {'pids.max': 10, 'memory.limit_in_bytes': '1M'},
+                                    'b': {'pids.max': 20, 'memory.limit_in_bytes': '2M'}})
+    got = sorted((t.hierarchy.name, t.path, tuple((p.name, p.value) for p in t.props)) for t in targets)
+    assert got == [('memory', ('a',), (('memory.limit_in_bytes', 1 << 20),)),
+                   ('memory', ('b',), (('memory.limit_in_bytes', 2 << 20),)),
+                   ('pids', ('a',), (('pids.max', 10),)),
+                   ('pids', ('b',), (('pids.max', 20),))]
+
+
+def test_every_cgroup_of_a_shape_is_checked_for_systemd_units():
+    with pytest.raises(Refusal) as caught:
+        targets_of({'a': {'pids.max': 10}, 'b.slice': {'pids.max': 10}})
+    assert 'b.slice' in str(caught.value)
+
+
+@pytest.fixture
+def fake_mount(tmp_path, monkeypatch):
+    """A plain directory taken for a cgroup v1 mount (statfs is faked)."""
+    monkeypatch.setattr(cgroupfs, 'fs_magic', lambda fd: cgroupfs.CGROUP_SUPER_MAGIC)
+    root = tmp_path / 'mnt'
+    root.mkdir()
+    fs = cgroupfs.Hierarchy(str(root), 1)
+    yield root, fs
+    fs.close()
+
+
+def test_lookup_finds_directories_only(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir()
+    (root / 'file').write_text('x')
+    os.symlink(str(root / 'ct'), str(root / 'link'))
+    assert fs.lookup(('ct',))[0] == os.stat(str(root / 'ct')).st_mode & 0o7777
+    assert fs.lookup(('file',)) is None
+    assert fs.lookup(('link',)) is None
+    assert fs.lookup(('missing',)) is None
+    assert fs.lookup(('missing', 'below')) is None
+
+
+def test_lookup_is_fresh_after_a_directory_is_replaced(fake_mount):
+    root, fs = fake_mount
+    fs.mkdir(('ct',))
+    fs.mkdir(('ct', 'sub'))
+    os.rmdir(str(root / 'ct' / 'sub'))
+    os.rmdir(str(root / 'ct'))
+    assert fs.lookup(('ct',)) is None
+    (root / 'ct').mkdir()
+    (root / 'ct' / 'value').write_text('new\n')
+    assert fs.lookup(('ct',)) is not None
+    assert fs.read_files(('ct',), ['value', 'none']) == {'value': 'new\n', 'none': None}
+
+
+def test_write_read_reads_back_from_the_start(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir()
+    (root / 'ct' / 'value').write_text('0000000000\n')
+    assert fs.write_read(('ct',), 'value', '42') == '4200000000\n'
+    with pytest.raises(OSError) as caught:
+        fs.write_read(('ct',), 'absent', '1')
+    assert caught.value.errno == errno.ENOENT
+    assert not (root / 'ct' / 'absent').exists()
+
+
+def test_write_read_refuses_a_symlink(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir()
+    target = root / 'elsewhere'
+    target.write_text('keep\n')
+    os.symlink(str(target), str(root / 'ct' / 'value'))
+    with pytest.raises(OSError) as caught:
+        fs.write_read(('ct',), 'value', '1')
+    assert caught.value.errno == errno.ELOOP
+    assert target.read_text() == 'keep\n'
