@@ -17,12 +17,17 @@ in qemu-system-x86_64:
 - cgroup2 on /sys/fs/cgroup with every controller enabled in the root's
   cgroup.subtree_control;
 - a run directory shared read-write at the same path inside and outside
-  (V2VM_SHARE in the command's environment), for files in both directions.
+  (V2VM_SHARE in the command's environment), for files in both directions;
+- no network, unless --ssh-port asks for one: then a virtio card on qemu's
+  user-mode network with `restrict=on` (the guest reaches nothing outside
+  qemu) and a single forward from 127.0.0.1:PORT on this machine to port 22
+  of the guest, for an sshd that the command starts
+  (extensions/molecule/vm_host.py does that for Molecule).
 
 The command's stdout and stderr (merged) come back over the serial console
 and so does its exit code. The VM powers off when the command ends.
 
-    tools/v2vm.py run [--timeout S] [--share DIR] [-e KEY=VALUE] -- CMD...
+    tools/v2vm.py run [--timeout S] [--share DIR] [-e KEY=VALUE] [--ssh-port P] -- CMD...
     tools/v2vm.py build         build (or find) the cached kernel image and initramfs
     tools/v2vm.py info          kernel, initramfs and qemu that would be used
 
@@ -45,6 +50,7 @@ import re
 import selectors
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,9 +62,11 @@ INIT_SCRIPT = os.path.join(REPO, 'tools', 'v2vm', 'init')
 CACHE_DIR = os.path.join(REPO, 'build', 'v2vm')
 BUSYBOX = '/bin/busybox'
 QEMU = 'qemu-system-x86_64'
-# What /init loads: the 9p filesystem over virtio-pci, and overlayfs, with
-# their dependencies.
-MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay')
+# What /init loads: the 9p filesystem over virtio-pci, overlayfs, and the
+# virtio network card (used only with ssh_port), with their dependencies.
+MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay', 'virtio_net')
+# The guest's address on qemu's user-mode network (slirp's default).
+GUEST_ADDRESS = '10.0.2.15'
 # Host variables that the command keeps; everything else starts clean.
 PASSED_ENV = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TERM', 'CI',
               'PYENV_ROOT', 'PYENV_VERSION', 'PYTHONPATH')
@@ -264,16 +272,22 @@ def build_initramfs(version):
 
 # -- running -----------------------------------------------------------------
 
-def qemu_command(kernel, initramfs, share, token, controllers=True, memory_mb=1024, cpus=2):
+def qemu_command(kernel, initramfs, share, token, controllers=True, memory_mb=1024, cpus=2, ssh_port=None):
     append = ' '.join([
         'console=ttyS0', 'quiet', 'panic=-1',
         'v2vm_token=' + token, 'v2vm_share=' + share,
         'v2vm_controllers=%d' % (1 if controllers else 0),
+        'v2vm_address=%s' % (GUEST_ADDRESS if ssh_port else ''),
     ])
-    return [
-        QEMU, '-accel', 'tcg', '-m', str(memory_mb), '-smp', str(cpus),
-        # No network (and so no network boot ROM): the VM needs none.
-        '-nographic', '-nic', 'none', '-no-reboot', '-monitor', 'none', '-serial', 'stdio',
+    if ssh_port:
+        # restrict=on: the guest can reach nothing beyond qemu; the only way
+        # in is the forward from this machine's loopback. romfile=: no boot ROM.
+        nic = ['-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-%s:22' % (ssh_port, GUEST_ADDRESS),
+               '-device', 'virtio-net-pci,netdev=net0,romfile=']
+    else:
+        nic = ['-nic', 'none']  # and so no network boot ROM
+    return [QEMU, '-accel', 'tcg', '-m', str(memory_mb), '-smp', str(cpus), '-nographic'] + nic + [
+        '-no-reboot', '-monitor', 'none', '-serial', 'stdio',
         '-kernel', kernel, '-initrd', initramfs, '-append', append,
         '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
         '-virtfs', 'local,path=%s,mount_tag=share,security_model=none,multidevs=remap' % share,
@@ -291,7 +305,7 @@ def _run_script(argv, cwd, env):
 
 
 def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=None, cwd=None,
-        stream=None, controllers=True, kernel_version=None):
+        stream=None, controllers=True, kernel_version=None, ssh_port=None):
     """Run argv as root in a fresh VM. Returns a Result; raises VMError when the
     VM cannot be built, does not reach the command within boot_timeout, or
     does not finish within timeout (then the qemu process is killed).
@@ -299,7 +313,9 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
     share: a directory shared read-write at the same path in the VM (default:
     a temporary one, removed afterwards); it also gets .v2vm-run.sh and
     .v2vm-rc, the command as the guest runs it and its exit code. stream: a binary file that gets the
-    command's output as it comes. env: variables added to the command's."""
+    command's output as it comes. env: variables added to the command's.
+    ssh_port: forward 127.0.0.1:ssh_port on this machine to port 22 of the
+    guest (see the module's docstring)."""
     if not argv:
         raise ValueError('no command given')
     if shutil.which(QEMU) is None:
@@ -322,7 +338,7 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
             os.unlink(rc_file)
         with open(os.path.join(share, '.v2vm-run.sh'), 'w') as handle:
             handle.write(_run_script(argv, cwd or os.getcwd(), full_env))
-        return _boot(qemu_command(kernel, initramfs, share, token, controllers), token, rc_file,
+        return _boot(qemu_command(kernel, initramfs, share, token, controllers, ssh_port=ssh_port), token, rc_file,
                      timeout, boot_timeout, stream)
     finally:
         if own_share:
@@ -432,6 +448,7 @@ def main(argv=None):
     p_run.add_argument('--no-controllers', action='store_true',
                        help="leave the root's cgroup.subtree_control empty")
     p_run.add_argument('--kernel', help='kernel version (default: the newest installed)')
+    p_run.add_argument('--ssh-port', type=int, help='forward 127.0.0.1:PORT to port 22 of the guest')
     p_run.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('build', help='build (or find) the cached kernel image and initramfs')
     sub.add_parser('info', help='what would be used')
@@ -454,9 +471,11 @@ def main(argv=None):
         if not cmd:
             parser.error('run needs a command after --')
         env = dict(item.split('=', 1) for item in args.env)
+        # A SIGTERM ends the run through run()'s cleanup, which kills the qemu it started.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         result = run(cmd, timeout=args.timeout, boot_timeout=args.boot_timeout, share=args.share,
                      env=env, stream=sys.stdout.buffer, controllers=not args.no_controllers,
-                     kernel_version=args.kernel)
+                     kernel_version=args.kernel, ssh_port=args.ssh_port)
     except VMError as exc:
         print('v2vm: %s' % exc, file=sys.stderr)
         return EXIT_VM_FAILED

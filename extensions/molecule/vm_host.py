@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""The cgroup v2 host of the Molecule scenario premount_v2: a throwaway VM.
+
+`start DIR` boots Debian's kernel in qemu (tools/v2vm.py: pure cgroup v2,
+this machine's root filesystem shared read-only, /run and /tmp writable) with
+an sshd as its command, reached only from 127.0.0.1:<a free port> on this
+machine. The client key, the host key and the sshd configuration are made
+here for this VM alone, in DIR/vm. It waits until Ansible could log in, then
+writes DIR/vm.json (the port, the PIDs) and DIR/known_hosts.
+
+`stop DIR` ends the sshd inside (the VM then powers off), waits for the
+v2vm.py process it started, by its PID, and falls back to SIGTERM (which makes
+v2vm.py kill its qemu). It fails if the qemu process is still there.
+
+Nothing is created on this machine's own cgroups or mounts: everything the
+scenario does happens inside the VM, which is gone afterwards.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+V2VM = os.path.join(REPO, 'tools', 'v2vm.py')
+SSHD = '/usr/sbin/sshd'
+GUEST_PORT = 22
+BOOT_SECONDS = 300
+# The VM powers itself off after this, should `stop` never come.
+LIFETIME_SECONDS = 3600
+
+SSHD_CONFIG = '''\
+ListenAddress 10.0.2.15:{port}
+AddressFamily inet
+HostKey {dir}/ssh_host_ed25519_key
+AuthorizedKeysFile {dir}/id_ed25519.pub
+PermitRootLogin prohibit-password
+AllowUsers root
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PidFile /run/sshd.pid
+PrintMotd no
+X11Forwarding no
+AllowTcpForwarding no
+Subsystem sftp internal-sftp
+# The keys live in the run directory shared with the VM, not in a home.
+StrictModes no
+'''
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def ssh_argv(vmdir, state, *command):
+    return ['ssh', '-q', '-p', str(state['port']), '-i', os.path.join(vmdir, 'id_ed25519'),
+            '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10',
+            '-o', 'UserKnownHostsFile=%s' % os.path.join(vmdir, 'known_hosts'),
+            '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
+            'root@127.0.0.1'] + list(command)
+
+
+def start_time(pid):
+    """The process's start time (field 22 of /proc/PID/stat), to tell it from
+    a later process that reuses its PID; None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid):
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid, started):
+    return started is not None and start_time(pid) == started
+
+
+def start(directory):
+    vmdir = os.path.join(directory, 'vm')
+    if os.path.exists(os.path.join(directory, 'vm.json')):
+        sys.exit('vm_host: a VM of this scenario is running already (%s); stop it first' % directory)
+    shutil.rmtree(vmdir, ignore_errors=True)
+    os.makedirs(vmdir, mode=0o700)
+    keygen = ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'molecule-premount_v2']
+    subprocess.run(keygen + ['-f', os.path.join(vmdir, 'id_ed25519')], check=True)
+    subprocess.run(keygen + ['-f', os.path.join(vmdir, 'ssh_host_ed25519_key')], check=True)
+    with open(os.path.join(vmdir, 'sshd_config'), 'w') as handle:
+        handle.write(SSHD_CONFIG.format(port=GUEST_PORT, dir=vmdir))
+    port = free_port()
+    with open(os.path.join(vmdir, 'ssh_host_ed25519_key.pub')) as handle:
+        host_key = ' '.join(handle.read().split()[:2])
+    with open(os.path.join(vmdir, 'known_hosts'), 'w') as handle:
+        handle.write('[127.0.0.1]:%d %s\n' % (port, host_key))
+    # Root's shell start-up files (this machine's, shared read-only) may run
+    # slow tools such as pyenv on every login: the guest sees them empty.
+    command = ('for f in .bashrc .bash_profile .bash_login .profile; do '
+               '[ -f /root/$f ] && mount --bind /dev/null /root/$f; done; '
+               'mkdir -p /run/sshd && exec %s -D -e -f %s/sshd_config' % (SSHD, vmdir))
+    with open(os.path.join(vmdir, 'console.log'), 'ab') as log:
+        proc = subprocess.Popen([sys.executable, V2VM, 'run', '--share', vmdir, '--ssh-port', str(port),
+                                 '--timeout', str(LIFETIME_SECONDS), '--', 'sh', '-c', command],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    state = {'port': port, 'pid': proc.pid, 'start_time': start_time(proc.pid)}
+    with open(os.path.join(directory, 'vm.json'), 'w') as handle:
+        json.dump(state, handle)
+    begun = time.time()
+    while True:
+        if proc.poll() is not None:
+            sys.exit('vm_host: the VM ended (exit code %s) before sshd answered; see %s'
+                     % (proc.returncode, os.path.join(vmdir, 'console.log')))
+        if time.time() - begun > BOOT_SECONDS:
+            stop(directory)
+            sys.exit('vm_host: no ssh login after %ds; see %s' % (BOOT_SECONDS, os.path.join(vmdir, 'console.log')))
+        if subprocess.run(ssh_argv(vmdir, state, 'true'), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, check=False).returncode == 0:
+            break
+        time.sleep(2)
+    qemu = children(proc.pid)
+    state.update(qemu=[(pid, start_time(pid)) for pid in qemu], boot_seconds=round(time.time() - begun, 1))
+    with open(os.path.join(directory, 'vm.json'), 'w') as handle:
+        json.dump(state, handle)
+    print(json.dumps({'port': port, 'boot_seconds': state['boot_seconds']}))
+
+
+def stop(directory):
+    path = os.path.join(directory, 'vm.json')
+    if not os.path.exists(path):
+        return
+    vmdir = os.path.join(directory, 'vm')
+    with open(path) as handle:
+        state = json.load(handle)
+    pid, started = state['pid'], state['start_time']
+    if alive(pid, started):
+        subprocess.run(ssh_argv(vmdir, state, 'kill $(cat /run/sshd.pid)'), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        deadline = time.time() + 60
+        while alive(pid, started) and time.time() < deadline:
+            _reap(pid)
+            time.sleep(0.5)
+    if alive(pid, started):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 30
+        while alive(pid, started) and time.time() < deadline:
+            _reap(pid)
+            time.sleep(0.5)
+    left = [qpid for qpid, qstart in state.get('qemu', []) if alive(qpid, qstart)]
+    if alive(pid, started) or left:
+        sys.exit('vm_host: the VM is still running (v2vm.py PID %d, qemu %s)' % (pid, left))
+    os.unlink(path)
+
+
+def _reap(pid):
+    """Collect the exit status if the process is our child (stop called from start)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ('start', 'stop'):
+        sys.exit('usage: vm_host.py start|stop DIR')
+    directory = os.path.abspath(argv[2])
+    os.makedirs(directory, exist_ok=True)
+    if argv[1] == 'start':
+        start(directory)
+    else:
+        stop(directory)
+
+
+if __name__ == '__main__':
+    main(sys.argv)
