@@ -18,6 +18,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 
 _RMDIR_RETRIES = (0.05, 0.1, 0.2, 0.4)
+_KINDS = ('mount', 'mkdir', 'rmdir', 'write', 'chmod', 'chown')
 
 
 class ReadBackMismatch(Exception):
@@ -124,11 +125,12 @@ class Applier:
         """Apply in order. strict/bind: roll back and raise on the first failure.
         opport: go on with the rest; the caller raises if anything failed."""
         failed_writes = set()
+        handlers = dict((kind, getattr(self, '_do_' + kind)) for kind in _KINDS)
         for action in actions:
-            key = (action.hierarchy, action.path, action.prop)
-            if action.kind == 'write' and key in failed_writes:
+            if failed_writes and action.kind == 'write' and \
+                    (action.hierarchy, action.path, action.prop) in failed_writes:
                 continue  # the second step (narrowing) of a write that already failed
-            blocker = self._blocked_by(action, self.broken)
+            blocker = self._blocked_by(action, self.broken) if self.broken else None
             if blocker:
                 self._fail_item(action, 'skipped: %s could not be created' % blocker)
                 continue
@@ -136,7 +138,7 @@ class Applier:
                 self.steps += 1
                 if self.fault_hook is not None:
                     self.fault_hook(self.steps, action)  # pylint: disable=not-callable
-                self._do(action)
+                handlers[action.kind](action)
             except Exception as exc:  # pylint: disable=broad-except
                 # Whatever went wrong, what was done so far must be undone.
                 if self._missing_file_allowed(action, exc):
@@ -147,7 +149,7 @@ class Applier:
                 if self.mode != 'opport':
                     self.abort(message)
                 self._fail_item(action, message)
-                failed_writes.add(key)
+                failed_writes.add((action.hierarchy, action.path, action.prop))
                 if action.kind in ('mkdir', 'mount'):
                     self.broken.append((action.hierarchy, action.path))
         return self.report

@@ -298,15 +298,18 @@ class Hierarchy:
 
 def _read_all(fd):
     """Text from offset 0 to the end of file (pread: a write moves the offset)."""
-    chunks = []
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 65536, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b''.join(chunks).decode('utf-8', 'replace')
+    data = os.pread(fd, 65536, 0)
+    if data:
+        chunk = os.pread(fd, 65536, len(data))
+        if chunk:
+            chunks = [data, chunk]
+            offset = len(data) + len(chunk)
+            while chunk:
+                chunk = os.pread(fd, 65536, offset)
+                chunks.append(chunk)
+                offset += len(chunk)
+            data = b''.join(chunks)
+    return data.decode('utf-8', 'replace')
 
 
 def _write_once(fd, text):

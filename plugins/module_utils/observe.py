@@ -96,11 +96,16 @@ def observe(targets, handles, page_size, want_subtrees=False):
         name = target.hierarchy.name
         fs = handles[name]
         v2 = target.hierarchy.version == 2
+        missing_above = False
         for path in [()] + ancestors(target.path) if v2 else ancestors(target.path):
-            if (name, path) not in cgroups:
+            state = cgroups.get((name, path))
+            if state is None:
                 exists = fs.exists(path)
-                cgroups[(name, path)] = CgroupState(exists, None, {}, _v2_state(fs, path) if v2 and exists else {})
-        perms = fs.lookup(target.path)
+                state = cgroups[(name, path)] = CgroupState(exists, None, {},
+                                                            _v2_state(fs, path) if v2 and exists else {})
+            missing_above = missing_above or not state.exists
+        # Below a missing cgroup nothing exists: no need to ask the kernel.
+        perms = None if missing_above else fs.lookup(target.path)
         if perms is None:
             cgroups[(name, target.path)] = MISSING
             continue

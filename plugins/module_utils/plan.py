@@ -84,9 +84,14 @@ def _missing_file_message(h, path, name):
             'use missing_properties=warn to restore the rest without it.' % (h, show_path(path), name, hint))
 
 
+def _top_level(path, paths):
+    """True when no ancestor of path is in the spec."""
+    return not any(path[:i] in paths for i in range(len(path)))
+
+
 def _property_actions(target, state, created, page_size, missing='fail', warnings=None):
+    """The cgroup's writes in their phases, or None when it has none."""
     h, path = target.hierarchy.name, target.path
-    phases = _Phases()
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
     # On v2 a controller's files appear once the parent enables it, which this
@@ -118,7 +123,8 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
                 continue
         pending[name] = (prop, current)
     if not pending:
-        return phases
+        return None
+    phases = _Phases()
 
     def emit(bucket, name):
         prop, current = pending.pop(name)
@@ -321,20 +327,22 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     conflicts = []
     created = set()
     top_down = []
+    cgroups = observed.cgroups
     for h, paths in sorted(by_hierarchy.items()):
-        for path, target in sorted(paths.items()):
-            top_level = not any(path[:i] in paths for i in range(len(path)))
-            for anc in ancestors(path):
-                if anc in paths or (h, anc) in created or state_of(h, anc).exists:
+        for path in sorted(paths):
+            target = paths[path]
+            for depth in range(1, len(path)):
+                anc = path[:depth]
+                if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
                     continue
-                if top_level and mode == 'bind':
+                if mode == 'bind' and _top_level(path, paths):
                     raise Refusal('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount '
                                   'the container\'s top-level cgroup first.' % (h, show_path(path), show_path(anc)))
                 created.add((h, anc))
                 top_down.append((len(anc), h, anc, None))
-            exists = not path or state_of(h, path).exists
+            exists = not path or cgroups.get((h, path), MISSING).exists
             if not exists:
-                if top_level and mode == 'bind':
+                if mode == 'bind' and _top_level(path, paths):
                     raise Refusal('Failed to restore %s:%s in bind mode: the top-level cgroup does not exist; premount '
                                   'it first (role checkpoint_restore.cgroups.cgroup_premount).' % (h, show_path(path)))
                 created.add((h, path))
@@ -342,8 +350,9 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 conflicts.append((h, path))
             top_down.append((len(path), h, path, target))
     enables = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
-    listed = set((h, path) for _d, h, path, _t in top_down)
-    top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
+    if enables:
+        listed = set((h, path) for _d, h, path, _t in top_down)
+        top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
 
     phases = _Phases()
     setup = []
@@ -368,20 +377,24 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             for name in properties.HIERARCHICAL_SETS:
                 final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
         if target is not None:
-            state = state_of(h, path)
+            state = cgroups.get((h, path), MISSING)
             # A new cgroup always gets its owner and mode; an adopted one only
             # when its properties are restored too.
             cg = target.cgroup
             has_perms = cg.perms is not None or cg.file_perms
-            perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else []
-            block.extend(a for a in perms if a.prop is None)
+            perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else ()
+            if perms:
+                block.extend(a for a in perms if a.prop is None)
             if restore:
                 own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings)
-                block.extend(own.early + own.widen + own.normal)
-                phases.narrow.extend(own.narrow)
-                phases.last.extend(own.last)
-            block.extend(a for a in perms if a.prop is not None)
-        setup.extend(block)
+                if own is not None:
+                    block.extend(own.early + own.widen + own.normal)
+                    phases.narrow.extend(own.narrow)
+                    phases.last.extend(own.last)
+            if perms:
+                block.extend(a for a in perms if a.prop is not None)
+        if block:
+            setup.extend(block)
 
     narrow = sorted(phases.narrow, key=lambda a: -len(a.path))
     actions.extend(setup + narrow + phases.last)

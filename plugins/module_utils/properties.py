@@ -156,9 +156,27 @@ def writes_for(name, canonical, current=None):
     kind = kind_of(name)
     if hasattr(kind, 'delta'):
         return [(name, text) for text in kind.delta(canonical, current)]
+    key = (name, canonical.__class__, canonical)
+    try:
+        return list(_WRITES_SEEN[key])
+    except (KeyError, TypeError):
+        pass
     if hasattr(kind, 'writes'):
-        return kind.writes(canonical)
-    return [(name, text) for text in kind.render(canonical)]
+        writes = kind.writes(canonical)
+    else:
+        writes = [(name, text) for text in kind.render(canonical)]
+    if len(_WRITES_SEEN) < 65536:
+        try:
+            _WRITES_SEEN[key] = tuple(writes)
+        except TypeError:
+            pass
+    return writes
+
+
+# (name, type, canonical value) -> writes, for kinds whose writes depend on
+# the value alone: a tree sets the same few values again and again. Bounded,
+# since it lives as long as the process.
+_WRITES_SEEN = {}
 
 
 # CRIU's default properties per controller (criu/cgroup-props.c), which

@@ -244,25 +244,28 @@ def _derive_controllers(cgroups):
     parent's (a subcgroup lives where its container lives)."""
     by_path = {}
     result = []
+    owned = {}  # property and file names -> the controllers they belong to
     for cg in sorted(cgroups, key=lambda c: (len(c.path), c.path)):
-        where = 'cgroup %r' % show_path(cg.path)
-        own = set(filter(None, (properties.controller_of(p.name) for p in cg.properties)))
-        own.update(filter(None, (properties.controller_of(name) for name, _perms in cg.file_perms)))
+        names = tuple(p.name for p in cg.properties) + tuple(name for name, _perms in cg.file_perms)
+        own = owned.get(names)
+        if own is None:
+            own = owned[names] = frozenset(filter(None, (properties.controller_of(name) for name in names)))
         if cg.controllers is not None:
             # 'unified' names the whole cgroup v2 hierarchy, with every controller in it
             missing = set() if 'unified' in cg.controllers else own - set(cg.controllers)
             if missing:
-                raise SpecError('Invalid spec: %s: it has properties of %s, which is not in its controllers %s.'
-                                % (where, ', '.join(sorted(missing)), ', '.join(cg.controllers)))
+                raise SpecError('Invalid spec: cgroup %r: it has properties of %s, which is not in its controllers %s.'
+                                % (show_path(cg.path), ', '.join(sorted(missing)), ', '.join(cg.controllers)))
             controllers = cg.controllers
         else:
             parent = _nearest_parent(cg.path, by_path)
             inherited = set(parent.controllers) if parent is not None else set()
             controllers = tuple(sorted(own | inherited))
         if not controllers and cg.path:
-            raise SpecError('Invalid spec: %s: cannot tell which hierarchies it belongs to; '
-                            'give "controllers" or properties of a controller.' % where)
-        cg = cg._replace(controllers=controllers)
+            raise SpecError('Invalid spec: cgroup %r: cannot tell which hierarchies it belongs to; '
+                            'give "controllers" or properties of a controller.' % show_path(cg.path))
+        if controllers is not cg.controllers:
+            cg = cg._replace(controllers=controllers)
         by_path[cg.path] = cg
         result.append(cg)
     return tuple(result)

@@ -171,3 +171,12 @@ def test_write_read_refuses_a_symlink(fake_mount):
         fs.write_read(('ct',), 'value', '1')
     assert caught.value.errno == errno.ELOOP
     assert target.read_text() == 'keep\n'
+
+
+def test_read_files_reads_to_the_end_of_a_long_file(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir()
+    for size in (0, 65536, 200001):
+        text = ''.join(chr(97 + i % 26) for i in range(size))
+        (root / 'ct' / 'long').write_text(text)
+        assert fs.read_files(('ct',), ['long']) == {'long': text}
