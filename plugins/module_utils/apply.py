@@ -253,7 +253,7 @@ class Applier:
         for index, (name, text) in enumerate(action.writes):
             try:
                 if one:
-                    raw = fs.write_read(action.path, name, text)
+                    raw = fs.write_read(action.path, name, text, kind.one_line)
                 else:
                     fs.write(action.path, name, text)
             except OSError as exc:

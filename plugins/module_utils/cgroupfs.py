@@ -184,9 +184,10 @@ class Hierarchy:
         finally:
             os.close(fd)
 
-    def read_files(self, path, names, unreadable=()):
+    def read_files(self, path, names, unreadable=(), one_line=()):
         """{name: text} of files of one cgroup; None for a file that does
-        not exist, or whose read fails with an errno in `unreadable`."""
+        not exist, or whose read fails with an errno in `unreadable`.
+        one_line: names of files that hold one line (see _read_all)."""
         dir_fd = self._dir(path)
         found = {}
         for name in names:
@@ -198,7 +199,7 @@ class Hierarchy:
                     continue
                 raise
             try:
-                found[name] = _read_all(fd)
+                found[name] = _read_all(fd, name in one_line)
             except OSError as exc:
                 if exc.errno not in unreadable:
                     raise
@@ -225,9 +226,10 @@ class Hierarchy:
         finally:
             os.close(fd)
 
-    def write_read(self, path, name, text):
+    def write_read(self, path, name, text, one_line=False):
         """One write() of text, then the file's text as the kernel reads it
-        back, through one descriptor. Never creates the file."""
+        back, through one descriptor. Never creates the file. one_line: the
+        file holds one line (see _read_all)."""
         try:
             fd = self._open_for_write(path, name, _RDWR_FLAGS)
         except OSError as exc:
@@ -238,7 +240,7 @@ class Hierarchy:
             return self.read(path, name)
         try:
             _write_once(fd, text)
-            return _read_all(fd)
+            return _read_all(fd, one_line)
         finally:
             os.close(fd)
 
@@ -296,9 +298,14 @@ class Hierarchy:
         os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
 
 
-def _read_all(fd):
-    """Text from offset 0 to the end of file (pread: a write moves the offset)."""
+def _read_all(fd, one_line=False):
+    """Text from offset 0 to the end of file (pread: a write moves the offset).
+    one_line: the file holds one short line, shown by the kernel as a single
+    seq_file record, which one read() returns whole; then a read that returns
+    exactly one line shorter than a page needs no second read to see the end."""
     data = os.pread(fd, 65536, 0)
+    if one_line and len(data) < 4096 and data.endswith(b'\n') and data.count(b'\n') == 1:
+        return data.decode('utf-8', 'replace')
     if data:
         chunk = os.pread(fd, 65536, len(data))
         if chunk:

@@ -32,12 +32,14 @@ V2_STATE_FILES = ('cgroup.controllers', 'cgroup.subtree_control', 'cgroup.procs'
 
 
 def _files_to_read(target):
-    """(files named by the spec, {file: its partner not named by the spec})."""
+    """(files named by the spec, {file: its partner not named by the spec},
+    the files of both that hold one line)."""
     names = set(p.name for p in target.props)
     partners = dict((name, _PARTNER[name]) for name in names if name in _PARTNER and _PARTNER[name] not in names)
     if target.hierarchy.version == 2:
         names.update(V2_STATE_FILES)
-    return sorted(names), partners
+    one_line = frozenset(n for n in names.union(partners.values()) if properties.kind_of(n).one_line)
+    return sorted(names), partners, one_line
 
 
 def _unchanged(prop, raw, page_size):
@@ -56,15 +58,15 @@ def _read_values(fs, target, page_size, cache):
     plan = cache.get(key)
     if plan is None:
         plan = cache[key] = _files_to_read(target)
-    names, partners = plan
-    values = fs.read_files(target.path, names, _UNREADABLE)
+    names, partners, one_line = plan
+    values = fs.read_files(target.path, names, _UNREADABLE, one_line)
     if partners:
         # A partner is read only where the pair may be written: when the
         # named file's value differs from the spec's.
         for prop in target.props:
             partner = partners.get(prop.name)
             if partner is not None and not _unchanged(prop, values[prop.name], page_size):
-                values[partner] = _read_state(fs, target.path, partner)
+                values[partner] = fs.read_files(target.path, (partner,), _UNREADABLE, one_line)[partner]
     return values
 
 
@@ -75,11 +77,6 @@ def _v2_state(fs, path):
 # A file the kernel refuses to show reads as None (cgroup.procs of a threaded
 # cgroup answers EOPNOTSUPP).
 _UNREADABLE = (errno.EOPNOTSUPP,)
-
-
-def _read_state(fs, path, name):
-    """A state file, or None (missing, or see _UNREADABLE)."""
-    return fs.read_files(path, (name,), _UNREADABLE)[name]
 
 
 def observe(targets, handles, page_size, want_subtrees=False):

@@ -89,8 +89,10 @@ def _top_level(path, paths):
     return not any(path[:i] in paths for i in range(len(path)))
 
 
-def _property_actions(target, state, created, page_size, missing='fail', warnings=None):
-    """The cgroup's writes in their phases, or None when it has none."""
+def _property_actions(target, state, created, page_size, missing='fail', warnings=None, compared=None):
+    """The cgroup's writes in their phases, or None when it has none.
+    compared: {(file, text, wanted value): (same, current value)}, shared by
+    the cgroups of one plan."""
     h, path = target.hierarchy.name, target.path
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
@@ -117,10 +119,23 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
         if prop is None:
             continue
         current = None
-        if not created and values.get(name) is not None:
-            current = _current(state, name, created, (h, path))
-            if properties.kind_of(name).same(prop.value, current, page_size):
+        raw = None if created else values.get(name)
+        if raw is not None:
+            # A tree shows the same few texts again and again: compare each
+            # (file, text, wanted value) once.
+            key = (name, raw, prop.value)
+            try:
+                seen = compared.get(key) if compared is not None else None
+            except TypeError:  # an unhashable value: compared here only
+                seen = key = None
+            if seen is None:
+                current = _current(state, name, created, (h, path))
+                seen = (properties.kind_of(name).same(prop.value, current, page_size), current)
+                if compared is not None and key is not None:
+                    compared[key] = seen
+            if seen[0]:
                 continue
+            current = seen[1]
         pending[name] = (prop, current)
     if not pending:
         return None
@@ -362,6 +377,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
     v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
                      for h, hierarchy in hierarchy_of.items())
+    compared = {}
     top_down.sort(key=lambda item: (item[0], item[1], item[2]))
     for _depth, h, path, target in top_down:
         is_new = (h, path) in created
@@ -386,7 +402,8 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             if perms:
                 block.extend(a for a in perms if a.prop is None)
             if restore:
-                own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings)
+                own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings,
+                                        compared)
                 if own is not None:
                     block.extend(own.early + own.widen + own.normal)
                     phases.narrow.extend(own.narrow)

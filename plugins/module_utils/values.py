@@ -49,6 +49,9 @@ class Kind:
 
     name = 'text'
     multi_line = False
+    # The kernel shows the value as one line, from a single seq_file record:
+    # one read() returns it whole (see cgroupfs._read_all).
+    one_line = False
 
     def parse(self, value):
         if isinstance(value, (list, tuple)):
@@ -85,6 +88,7 @@ class MemorySize(Kind):
     """Byte sizes with K/M/G suffixes, rounded down by the kernel."""
 
     name = 'memory size'
+    one_line = True
 
     def __init__(self, granularity=None, unlimited_text='-1'):
         self.granularity = granularity  # None: the page size
@@ -126,6 +130,7 @@ class Integer(Kind):
     """Whole numbers, optionally with an unlimited value and kernel clamping."""
 
     name = 'integer'
+    one_line = True
 
     def __init__(self, minimum=None, maximum=None, unlimited_text=None, clamp=False):
         self.minimum = minimum
@@ -238,6 +243,7 @@ class IdList(Kind):
     """cpuset lists: 0-3, 0,1,2,3 and 0-1,2-3 are the same set."""
 
     name = 'cpu or node list'
+    one_line = True
 
     def parse(self, value):
         if isinstance(value, (list, tuple)):
@@ -378,6 +384,7 @@ class OomControl(Kind):
 
 class FreezerState(Kind):
     name = 'freezer state'
+    one_line = True
 
     def parse(self, value):
         text = _scalar_text(value).upper()
@@ -400,6 +407,7 @@ class CpuMax(Kind):
     may give the quota alone; the period is then left as it is."""
 
     name = 'cpu.max value'
+    one_line = True
 
     def parse(self, value):
         if isinstance(value, (list, tuple)) and len(value) in (1, 2):

@@ -42,7 +42,7 @@ class FakeFS:
     def stat(self, path, name=None):
         return (0o644, 0, 0)
 
-    def read_files(self, path, names, unreadable=()):
+    def read_files(self, path, names, unreadable=(), one_line=()):
         self.reads.extend((path, name) for name in names)
         return dict((name, self.tree[path].get(name)) for name in names)
 
@@ -180,3 +180,28 @@ def test_read_files_reads_to_the_end_of_a_long_file(fake_mount):
         text = ''.join(chr(97 + i % 26) for i in range(size))
         (root / 'ct' / 'long').write_text(text)
         assert fs.read_files(('ct',), ['long']) == {'long': text}
+
+
+def test_a_one_line_file_is_read_whole_whatever_it_holds(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir()
+    for text in ('12\n', '1\n2\n', '7' * 5000 + '\n', 'no newline', ''):
+        (root / 'ct' / 'value').write_text(text)
+        assert fs.read_files(('ct',), ['value'], one_line=('value',)) == {'value': text}
+        assert fs.write_read(('ct',), 'value', text[:1], one_line=True) == text
+
+
+def test_one_text_compared_against_different_wanted_values():
+    targets, planned = targets_of({'a': {'pids.max': 10}, 'b': {'pids.max': 20}, 'c': {'pids.max': 10},
+                                   'd': {'pids.max': 'max'}})
+    fs = FakeFS(dict(((name,), {'pids.max': '10\n'}) for name in 'abcd'))
+    plan = make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), 'opport')
+    assert [(a.path, a.before, a.after) for a in plan.actions] == [(('b',), 10, 20), (('d',), 10, 'max')]
+
+
+def test_an_unreadable_value_is_refused_for_the_first_cgroup_that_shows_it():
+    targets, planned = targets_of({'a': {'pids.max': 10}, 'b': {'pids.max': 10}})
+    fs = FakeFS({('a',): {'pids.max': 'garbage\n'}, ('b',): {'pids.max': 'garbage\n'}})
+    with pytest.raises(Refusal) as caught:
+        make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), 'opport')
+    assert 'pids:a property pids.max' in str(caught.value)
