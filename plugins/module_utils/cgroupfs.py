@@ -29,6 +29,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 # Not found, or not a directory (a file, or a symlink refused by O_NOFOLLOW).
 _NOT_A_DIR = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+_open, _pread, _close = os.open, os.pread, os.close
 _libc = None
 
 
@@ -192,20 +193,26 @@ class Hierarchy:
         found = {}
         for name in names:
             try:
-                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+                fd = _open(name, _READ_FLAGS, dir_fd=dir_fd)
             except OSError as exc:
                 if exc.errno == errno.ENOENT or exc.errno in unreadable:
                     found[name] = None
                     continue
                 raise
             try:
-                found[name] = _read_all(fd, name in one_line)
+                if name in one_line:
+                    # _read_all's one-line case, inline: most files of a tree are read here
+                    data = _pread(fd, 65536, 0)
+                    if len(data) < 4096 and data[-1:] == b'\n' and data.count(b'\n') == 1:
+                        found[name] = data.decode('utf-8', 'replace')
+                        continue
+                found[name] = _read_all(fd)
             except OSError as exc:
                 if exc.errno not in unreadable:
                     raise
                 found[name] = None
             finally:
-                os.close(fd)
+                _close(fd)
         return found
 
     def _open_for_write(self, path, name, flags):

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import errno
 from collections import namedtuple
+from operator import attrgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
@@ -42,19 +43,36 @@ def _files_to_read(target):
     return sorted(names), partners, one_line
 
 
-def _unchanged(prop, raw, page_size):
-    """True when the live text already means the spec's value."""
+def _unchanged(prop, raw, page_size, seen=None):
+    """True when the live text already means the spec's value. seen:
+    {(file, text, value): answer}, shared by the cgroups of one observe."""
     if raw is None:
         return False
+    key = (prop.name, raw, prop.value)
+    try:
+        found = seen.get(key) if seen is not None else None
+    except TypeError:  # an unhashable value
+        found = key = None
+    if found is not None:
+        return found
     kind = properties.kind_of(prop.name)
     try:
-        return kind.same(prop.value, kind.read(raw), page_size)
+        found = kind.same(prop.value, kind.read(raw), page_size)
     except ValueError:
-        return False
+        found = False
+    if seen is not None and key is not None:
+        seen[key] = found
+    return found
+
+
+_NAME = attrgetter('name')
 
 
 def _read_values(fs, target, page_size, cache):
-    key = tuple(p.name for p in target.props) + (target.hierarchy.version,)
+    props = target.props
+    key = tuple(map(_NAME, props))
+    if target.hierarchy.version == 2:
+        key += (2,)
     plan = cache.get(key)
     if plan is None:
         plan = cache[key] = _files_to_read(target)
@@ -63,9 +81,10 @@ def _read_values(fs, target, page_size, cache):
     if partners:
         # A partner is read only where the pair may be written: when the
         # named file's value differs from the spec's.
-        for prop in target.props:
+        seen = cache.setdefault(None, {})
+        for prop in props:
             partner = partners.get(prop.name)
-            if partner is not None and not _unchanged(prop, values[prop.name], page_size):
+            if partner is not None and not _unchanged(prop, values[prop.name], page_size, seen):
                 values[partner] = fs.read_files(target.path, (partner,), _UNREADABLE, one_line)[partner]
     return values
 
@@ -90,30 +109,32 @@ def observe(targets, handles, page_size, want_subtrees=False):
     for target in targets:
         if target.planned:
             continue
-        name = target.hierarchy.name
+        hierarchy = target.hierarchy
+        name = hierarchy.name
+        path = target.path
         fs = handles[name]
-        v2 = target.hierarchy.version == 2
+        v2 = hierarchy.version == 2
         missing_above = False
-        for path in [()] + ancestors(target.path) if v2 else ancestors(target.path):
-            state = cgroups.get((name, path))
-            if state is None:
-                exists = fs.exists(path)
-                state = cgroups[(name, path)] = CgroupState(exists, None, {},
-                                                            _v2_state(fs, path) if v2 and exists else {})
-            missing_above = missing_above or not state.exists
+        if v2 or len(path) > 1:
+            for above in [()] + ancestors(path) if v2 else ancestors(path):
+                state = cgroups.get((name, above))
+                if state is None:
+                    exists = fs.exists(above)
+                    state = cgroups[(name, above)] = CgroupState(exists, None, {},
+                                                                 _v2_state(fs, above) if v2 and exists else {})
+                missing_above = missing_above or not state.exists
         # Below a missing cgroup nothing exists: no need to ask the kernel.
-        perms = None if missing_above else fs.lookup(target.path)
+        perms = None if missing_above else fs.lookup(path)
         if perms is None:
-            cgroups[(name, target.path)] = MISSING
+            cgroups[(name, path)] = MISSING
             continue
-        cg = target.cgroup
-        cgroups[(name, target.path)] = CgroupState(
-            exists=True,
-            perms=perms,
-            file_perms=dict((f, fs.stat(target.path, f)) for f, _p in cg.file_perms if applies_to(f, target.hierarchy)),
-            values=_read_values(fs, target, page_size, files_cache))
-        if want_subtrees and not any(target.path[:i] in spec_paths[name] for i in range(len(target.path))):
-            subtrees[(name, target.path)] = _walk(fs, target.path)
+        file_perms = target.cgroup.file_perms
+        cgroups[(name, path)] = CgroupState(
+            True, perms,
+            dict((f, fs.stat(path, f)) for f, _p in file_perms if applies_to(f, hierarchy)) if file_perms else {},
+            _read_values(fs, target, page_size, files_cache))
+        if want_subtrees and not any(path[:i] in spec_paths[name] for i in range(len(path))):
+            subtrees[(name, path)] = _walk(fs, path)
     return Observed(cgroups, subtrees, page_size)
 
 

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from collections import namedtuple
+from operator import itemgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
@@ -33,6 +34,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values 
 # written instead of and before a retry when the first write is refused (cfs).
 Action = namedtuple('Action', 'kind hierarchy path prop writes before after spec_value fallback')
 Plan = namedtuple('Plan', 'actions skipped_prune warnings')
+_BY_DEPTH = itemgetter(0, 1, 2)  # (depth, hierarchy, path) of top_down's entries
 
 
 def _action(kind, hierarchy, path, prop=None, writes=(), before=None, after=None, spec_value=None, fallback=None):
@@ -89,10 +91,34 @@ def _top_level(path, paths):
     return not any(path[:i] in paths for i in range(len(path)))
 
 
+def _all_same(props, values, compared):
+    """True when every property's live text was already found to mean the
+    spec's value (compared, filled by the cgroups planned before): a no-op
+    cgroup then costs one lookup per property. Anything else (a file not
+    read, a text not seen yet, a difference) goes the full way."""
+    get = compared.get
+    try:
+        for prop in props:
+            name = prop.name
+            if name == 'cgroup.subtree_control':
+                continue  # planned by _v2_enables
+            raw = values.get(name)
+            if raw is None:
+                return False
+            seen = get((name, raw, prop.value))
+            if seen is None or not seen[0]:
+                return False
+    except TypeError:  # an unhashable value
+        return False
+    return True
+
+
 def _property_actions(target, state, created, page_size, missing='fail', warnings=None, compared=None):
     """The cgroup's writes in their phases, or None when it has none.
     compared: {(file, text, wanted value): (same, current value)}, shared by
     the cgroups of one plan."""
+    if not created and compared is not None and _all_same(target.props, state.values, compared):
+        return None
     h, path = target.hierarchy.name, target.path
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
@@ -378,15 +404,33 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
                      for h, hierarchy in hierarchy_of.items())
     compared = {}
-    top_down.sort(key=lambda item: (item[0], item[1], item[2]))
+    top_down.sort(key=_BY_DEPTH)
+    restore_all = restore_properties == 'all'
+    page_size = observed.page_size
     for _depth, h, path, target in top_down:
-        is_new = (h, path) in created
-        restore = target is not None and (restore_properties == 'all' or (restore_properties == 'created' and is_new))
+        key = (h, path)
+        is_new = key in created
+        restore = target is not None and (restore_all or (restore_properties == 'created' and is_new))
+        if target is not None and not is_new and not enables and not v1_cpuset[h] and restore:
+            # the common case of a re-run: an existing cgroup of the spec
+            state = cgroups.get(key, MISSING)
+            cg = target.cgroup
+            perms = _perm_actions(target, state, False) if cg.perms is not None or cg.file_perms else ()
+            if perms:
+                setup.extend(a for a in perms if a.prop is None)
+            own = _property_actions(target, state, False, page_size, missing_properties, warnings, compared)
+            if own is not None:
+                setup.extend(own.early + own.widen + own.normal)
+                phases.narrow.extend(own.narrow)
+                phases.last.extend(own.last)
+            if perms:
+                setup.extend(a for a in perms if a.prop is not None)
+            continue
         block = []
         if is_new:
             block.extend(_new_cgroup_actions(h, path, v1_cpuset[h], final_sets))
-        if enables and (h, path) in enables:
-            block.append(enables[(h, path)])
+        if enables and key in enables:
+            block.append(enables[key])
         if v1_cpuset[h]:
             own_sets = dict((p.name, p.value) for p in target.props
                             if p.name in properties.HIERARCHICAL_SETS) if restore else {}

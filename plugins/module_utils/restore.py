@@ -7,6 +7,7 @@ apply. Returns the module result or raises a CgroupError."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import gc
 import grp
 import os
 import pwd
@@ -108,6 +109,20 @@ def _observe_and_plan(host, spec, options):
 
 
 def run(params, check_mode=False, want_diff=False, warn=None):
+    """The module's result for its parameters, or a CgroupError. Python's
+    cyclic garbage collector is paused meanwhile: a run builds many small
+    objects and no cycles, and the collector's passes over them cost about a
+    tenth of a no-op run on a big tree."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(params, check_mode, want_diff, warn)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _run(params, check_mode, want_diff, warn):
     warn = warn or (lambda message: None)
     spec, options = read_request(params, warn)
     with HostLock(params.get('lock_timeout') or 60) as lock:

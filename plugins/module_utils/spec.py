@@ -190,45 +190,75 @@ def _check_property(where, name, value):
     return Property(name, canonical, value)
 
 
+def _where(path):
+    return 'cgroup %r' % show_path(path)
+
+
 def _parse_cgroup(key, body, resolve):
     path = split_path(key)
-    where = 'cgroup %r' % show_path(path)
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise SpecError('Invalid spec: %s: expected a mapping of properties or of '
-                        'controllers/perms/file_perms/properties.' % where)
+                        'controllers/perms/file_perms/properties.' % _where(path))
     if _FULL_FORM_KEYS.intersection(body):
         unknown = set(body) - _FULL_FORM_KEYS
         if unknown:
             raise SpecError('Invalid spec: %s: unknown key(s) %s; put properties under "properties".'
-                            % (where, ', '.join(sorted(str(k) for k in unknown))))
+                            % (_where(path), ', '.join(sorted(str(k) for k in unknown))))
         props = body.get('properties') or {}
         if not isinstance(props, dict):
-            raise SpecError('Invalid spec: %s: properties must be a mapping.' % where)
+            raise SpecError('Invalid spec: %s: properties must be a mapping.' % _where(path))
+        file_perms = body.get('file_perms') or {}
+        perms = body.get('perms')
+        controllers = body.get('controllers')
     else:
         props = body
+        file_perms, perms, controllers = {}, None, None
+    parsed = _parse_properties(path, props)
+    if not isinstance(file_perms, dict):
+        raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % _where(path))
+    files = []
+    for name in sorted(file_perms, key=str):
+        if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
+            raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
+                            % (_where(path), name))
+        files.append((name, parse_perms('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
+    if controllers is not None:
+        found = _CONTROLLERS_SEEN.get(tuple(controllers)) if isinstance(controllers, list) else None
+        controllers = found if found is not None else _parse_controllers(_where(path), controllers)
+    return CgroupSpec(path, controllers, parse_perms(_where(path), perms, resolve) if perms is not None else None,
+                      tuple(files), parsed)
+
+
+def _parse_properties(path, props):
+    """The cgroup's properties, sorted by name. A tree repeats the same few
+    property mappings: each mapping of plain values (str, int) is validated
+    and parsed once, keyed by its items and their types (1, 1.0, True and
+    '1' stay apart)."""
+    try:
+        types = tuple(map(type, props.values()))
+        key = (tuple(props.items()), types) if _PLAIN_TYPES.issuperset(types) else None
+        found = _PROPERTY_SETS_SEEN.get(key) if key is not None else None
+    except TypeError:  # a key that is no string, or not hashable: the slow way names it
+        key = found = None
+    if found is not None:
+        return found
+    where = _where(path)
     for name in props:
         if not isinstance(name, str):
             raise SpecError('Invalid spec: %s: property name %r is not a string.' % (where, name))
     parsed = tuple(_parse_property(where, name, props[name]) for name in sorted(props))
     if 'memory.limit_in_bytes' in props and 'memory.memsw.limit_in_bytes' in props:
         _check_memsw(where, parsed)
-    file_perms = body.get('file_perms') or {}
-    if not isinstance(file_perms, dict):
-        raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % where)
-    files = []
-    for name in sorted(file_perms, key=str):
-        if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
-            raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.' % (where, name))
-        files.append((name, parse_perms('%s, file %r' % (where, name), file_perms[name], resolve)))
-    controllers = body.get('controllers')
-    return CgroupSpec(
-        path=path,
-        controllers=_parse_controllers(where, controllers) if controllers is not None else None,
-        perms=parse_perms(where, body.get('perms'), resolve),
-        file_perms=tuple(files),
-        properties=parsed)
+    if key is not None:
+        _PROPERTY_SETS_SEEN[key] = parsed
+    return parsed
+
+
+_PLAIN_TYPES = frozenset([str, int])
+# (items, their types) -> parsed properties, for mappings of plain values.
+_PROPERTY_SETS_SEEN = {}
 
 
 def _check_memsw(where, parsed):
@@ -290,7 +320,7 @@ def load_spec(data, resolve=None):
     if version not in (1, '1'):
         raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
     cgroups = data.get('cgroups')
-    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN):
+    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN, _PROPERTY_SETS_SEEN):
         seen_cache.clear()  # kept for one spec only
     if not isinstance(cgroups, dict) or not cgroups:
         raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from collections import namedtuple
+from operator import attrgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
@@ -20,6 +21,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec im
 # controllers: those of the cgroup's controllers that live in this hierarchy.
 Target = namedtuple('Target', 'cgroup hierarchy path planned props controllers')
 
+_NAME = attrgetter('name')
 SYSTEMD_UNIT_SUFFIXES = ('.slice', '.scope', '.service')
 UNIFIED = 'unified'  # the pseudo-controller that names the cgroup v2 hierarchy
 # v2 core files that v1 keeps in a controller's hierarchy
@@ -53,13 +55,14 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
     shapes = {}
     remapped = {}
     no_remap = not remap.root and not remap.roots and remap.root_from is None
+    unit_of = {}  # path -> the systemd unit it lies in, if any
+    append = targets.append
     for cg in spec.cgroups:
-        names = tuple(p.name for p in cg.properties)
-        key = (cg.controllers, names)
+        key = (cg.controllers, tuple(map(_NAME, cg.properties)))
         shape = shapes.get(key)
         if shape is None:
             shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate)
-        for hierarchy, indices, controllers, needs_translation in shape:
+        for hierarchy, indices, controllers, needs_translation, is_planned in shape:
             if hierarchy.read_only:
                 raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
                               % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
@@ -69,26 +72,28 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
                 if hierarchy.name not in remapped:
                     remapped[hierarchy.name] = sorted(hierarchy.controllers)
                 path = remap_path(cg.path, remapped[hierarchy.name], remap)
-            unit = None if allow_systemd_managed else systemd_unit_in(path)
-            if unit:
-                raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
-                              'reverts such writes on daemon-reload. Restore elsewhere, or set '
-                              'allow_systemd_managed=true if systemd delegates it to you.'
-                              % (hierarchy.name, show_path(path), unit))
-            props = [cg.properties[i] for i in indices]
+            if not allow_systemd_managed:
+                unit = unit_of.get(path, False)
+                if unit is False:
+                    unit = unit_of[path] = systemd_unit_in(path)
+                if unit:
+                    raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
+                                  'reverts such writes on daemon-reload. Restore elsewhere, or set '
+                                  'allow_systemd_managed=true if systemd delegates it to you.'
+                                  % (hierarchy.name, show_path(path), unit))
+            props = cg.properties
+            own = props if indices is None else tuple([props[i] for i in indices])
             if needs_translation:
-                own, refused = translate_mod.for_hierarchy(props, hierarchy.version, translate)
-            else:
-                own, refused = props, None
-            for prop_name, reason in sorted((refused or {}).items()):
-                message = ('%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason))
-                if unmappable != 'skip':
-                    raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
-                                  'without it.' % message)
-                if warnings is not None:
-                    warnings.append('Skipped %s.' % message)
-            is_planned = hierarchy.name in planned and hierarchy is planned[hierarchy.name]
-            targets.append(Target(cg, hierarchy, path, is_planned, tuple(own), controllers))
+                own, refused = translate_mod.for_hierarchy(list(own), hierarchy.version, translate)
+                own = tuple(own)
+                for prop_name, reason in sorted((refused or {}).items()):
+                    message = ('%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason))
+                    if unmappable != 'skip':
+                        raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
+                                      'without it.' % message)
+                    if warnings is not None:
+                        warnings.append('Skipped %s.' % message)
+            append(Target(cg, hierarchy, path, is_planned, own, controllers))
     return targets, planned
 
 
@@ -117,8 +122,10 @@ def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, transla
         own = indices.get(name, [])
         props = [cg.properties[i] for i in own]
         same = translate_mod.for_hierarchy(props, hierarchy.version, translate) == (props, {})
-        shape.append((hierarchy, tuple(own), tuple(sorted(c for c in controllers if home[c].name == name)),
-                      not same))
+        # indices None: every property of the cgroup, in its order
+        shape.append((hierarchy, None if own == list(range(len(cg.properties))) else tuple(own),
+                      tuple(sorted(c for c in controllers if home[c].name == name)), not same,
+                      name in planned and hierarchy is planned[name]))
     return shape
 
 

@@ -205,3 +205,55 @@ def test_an_unreadable_value_is_refused_for_the_first_cgroup_that_shows_it():
     with pytest.raises(Refusal) as caught:
         make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), 'opport')
     assert 'pids:a property pids.max' in str(caught.value)
+
+
+def test_a_cgroup_seen_equal_is_skipped_and_a_differing_one_still_written():
+    # b and d show the texts a and c were found equal with (the no-op shortcut),
+    # e shows a text that was compared but differs, f lacks the file.
+    cgroups = dict((name, {'pids.max': 10, 'cpu.shares': 100}) for name in 'abcdef')
+    targets, planned = targets_of(cgroups)
+    same = {'pids.max': '10\n', 'cpu.shares': '100\n'}
+    pids = FakeFS(dict(((n,), dict(same)) for n in 'abcdef'))
+    pids.tree[('e',)]['pids.max'] = '11\n'
+    del pids.tree[('f',)]['pids.max']
+    cpu = FakeFS(dict(((n,), dict(same)) for n in 'abcdef'))
+    observed = observe(targets, {'pids': pids, 'cpu,cpuacct': cpu}, 4096)
+    with pytest.raises(Refusal) as caught:
+        make_plan(targets, planned, observed, 'opport')
+    assert 'pids:f property pids.max: the kernel has no such file' in str(caught.value)
+    del cgroups['f']
+    targets, planned = targets_of(cgroups)
+    plan = make_plan(targets, planned, observe(targets, {'pids': pids, 'cpu,cpuacct': cpu}, 4096), 'opport')
+    assert [(a.path, a.prop, a.before, a.after) for a in plan.actions] == [(('e',), 'pids.max', 11, 10)]
+
+
+def test_repeated_property_mappings_keep_their_types_and_errors():
+    spec = sp.load_spec({'version': 1, 'cgroups': {
+        'a': {'cpu.shares': 100, 'pids.max': 'max'}, 'b': {'pids.max': 'max', 'cpu.shares': 100},
+        'c': {'cpu.shares': '100', 'pids.max': 'max'}, 'd': {'memory.use_hierarchy': True},
+        'e': {'memory.use_hierarchy': 1}}})
+    by_path = dict((cg.path, cg) for cg in spec.cgroups)
+    assert by_path[('a',)].properties == by_path[('b',)].properties
+    assert by_path[('c',)].properties[0].spec_value == '100'
+    assert by_path[('a',)].properties[0].spec_value == 100
+    assert by_path[('d',)].properties[0].spec_value is True
+    assert by_path[('e',)].properties[0].spec_value == 1 and by_path[('e',)].properties[0].spec_value is not True
+    with pytest.raises(SpecError) as caught:
+        sp.load_spec({'version': 1, 'cgroups': {'a': {'pids.max': 5}, 'b': {'pids.max': 5, 'tasks': 1}}})
+    assert "cgroup 'b', property 'tasks'" in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        sp.load_spec({'version': 1, 'cgroups': {'a': {'pids.max': 5}, 'b': {'pids.max': 5, 1: 2}}})
+    assert "cgroup 'b': property name 1 is not a string" in str(caught.value)
+
+
+def test_run_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            with pytest.raises(SpecError):
+                restore.run({'spec': {'version': 1, 'cgroups': {}}})
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
