@@ -29,7 +29,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 # Not found, or not a directory (a file, or a symlink refused by O_NOFOLLOW).
 _NOT_A_DIR = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
-_open, _pread, _close = os.open, os.pread, os.close
+_open, _pread, _close, _fstat = os.open, os.pread, os.close, os.fstat
 _libc = None
 
 
@@ -158,6 +158,59 @@ class Hierarchy:
             self._forget(path)  # and the descriptors below it, which may be stale
         self._dirs[path] = fd
         return (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+    def read_cgroup(self, path, names, unreadable=(), one_line=()):
+        """lookup(path) and read_files(path, names, ...) in one call, for the
+        many cgroups of a tree: ((mode bits, uid, gid), {name: text or None}),
+        or None when the cgroup does not exist or is not a directory."""
+        if not path:
+            perms = self.lookup(path)
+            return perms, self.read_files(path, names, unreadable, one_line)
+        dirs = self._dirs
+        parent = dirs.get(path[:-1])
+        try:
+            if parent is None:
+                parent = self._dir(path[:-1])
+            dir_fd = _open(path[-1], _DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in _NOT_A_DIR:
+                self._forget(path)
+                return None
+            raise
+        try:
+            st = _fstat(dir_fd)
+            if st.st_dev != self.dev:
+                self._check(dir_fd, self.where(path))  # names a filesystem that is not cgroup's
+                raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path), self.mount_point))
+        except Exception:
+            _close(dir_fd)
+            raise
+        if path in dirs:
+            self._forget(path)  # and the descriptors below it, which may be stale
+        dirs[path] = dir_fd
+        found = {}
+        for name in names:
+            try:
+                fd = _open(name, _READ_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT or exc.errno in unreadable:
+                    found[name] = None
+                    continue
+                raise
+            try:
+                if name in one_line:
+                    data = _pread(fd, 65536, 0)
+                    if len(data) < 4096 and data[-1:] == b'\n' and data.count(b'\n') == 1:
+                        found[name] = data.decode('utf-8', 'replace')
+                        continue
+                found[name] = _read_all(fd)
+            except OSError as exc:
+                if exc.errno not in unreadable:
+                    raise
+                found[name] = None
+            finally:
+                _close(fd)
+        return (st.st_mode & 0o7777, st.st_uid, st.st_gid), found
 
     def subdirs(self, path):
         fd = self._dir(path)

@@ -66,27 +66,7 @@ def _unchanged(prop, raw, page_size, seen=None):
 
 
 _NAME = attrgetter('name')
-
-
-def _read_values(fs, target, page_size, cache):
-    props = target.props
-    key = tuple(map(_NAME, props))
-    if target.hierarchy.version == 2:
-        key += (2,)
-    plan = cache.get(key)
-    if plan is None:
-        plan = cache[key] = _files_to_read(target)
-    names, partners, one_line = plan
-    values = fs.read_files(target.path, names, _UNREADABLE, one_line)
-    if partners:
-        # A partner is read only where the pair may be written: when the
-        # named file's value differs from the spec's.
-        seen = cache.setdefault(None, {})
-        for prop in props:
-            partner = partners.get(prop.name)
-            if partner is not None and not _unchanged(prop, values[prop.name], page_size, seen):
-                values[partner] = fs.read_files(target.path, (partner,), _UNREADABLE, one_line)[partner]
-    return values
+_new = tuple.__new__  # a namedtuple from a tuple of all its fields, without the keyword handling
 
 
 def _v2_state(fs, path):
@@ -103,36 +83,77 @@ def observe(targets, handles, page_size, want_subtrees=False):
     cgroups = {}
     subtrees = {}
     spec_paths = {}
-    files_cache = {}
-    for target in targets:
-        spec_paths.setdefault(target.hierarchy.name, set()).add(target.path)
+    files_cache = {}  # property names (and v2) -> _files_to_read
+    seen = {}  # (file, text, value) -> _unchanged
+    missing_below = {}  # (hierarchy name, path): a cgroup on the way down to it, or it, is missing
+    if want_subtrees:
+        for target in targets:
+            spec_paths.setdefault(target.hierarchy.name, set()).add(target.path)
+    # {hierarchy name: (fs, fs.read_cgroup or None)}: a lookup and the reads in one call
+    readers = {}
     for target in targets:
         if target.planned:
             continue
         hierarchy = target.hierarchy
         name = hierarchy.name
         path = target.path
-        fs = handles[name]
+        reader = readers.get(name)
+        if reader is None:
+            fs = handles[name]
+            reader = readers[name] = (fs, getattr(fs, 'read_cgroup', None))
+        fs, read_cgroup = reader
         v2 = hierarchy.version == 2
         missing_above = False
         if v2 or len(path) > 1:
-            for above in [()] + ancestors(path) if v2 else ancestors(path):
-                state = cgroups.get((name, above))
-                if state is None:
-                    exists = fs.exists(above)
-                    state = cgroups[(name, above)] = CgroupState(exists, None, {},
-                                                                 _v2_state(fs, above) if v2 and exists else {})
-                missing_above = missing_above or not state.exists
+            # whether an ancestor is missing, worked out once per parent
+            parent = (name, path[:-1])
+            missing_above = missing_below.get(parent)
+            if missing_above is None:
+                missing_above = False
+                for above in [()] + ancestors(path) if v2 else ancestors(path):
+                    state = cgroups.get((name, above))
+                    if state is None:
+                        exists = fs.exists(above)
+                        state = cgroups[(name, above)] = CgroupState(exists, None, {},
+                                                                     _v2_state(fs, above) if v2 and exists else {})
+                    missing_above = missing_above or not state.exists
+                missing_below[parent] = missing_above
         # Below a missing cgroup nothing exists: no need to ask the kernel.
-        perms = None if missing_above else fs.lookup(path)
-        if perms is None:
+        if missing_above:
             cgroups[(name, path)] = MISSING
             continue
+        props = target.props
+        key = tuple(map(_NAME, props))
+        if v2:
+            key += (2,)
+        files = files_cache.get(key)
+        if files is None:
+            files = files_cache[key] = _files_to_read(target)
+        names, partners, one_line = files
+        if read_cgroup is not None:
+            found = read_cgroup(path, names, _UNREADABLE, one_line)
+            if found is None:
+                cgroups[(name, path)] = MISSING
+                continue
+            perms, values = found
+        else:
+            perms = fs.lookup(path)
+            if perms is None:
+                cgroups[(name, path)] = MISSING
+                continue
+            values = fs.read_files(path, names, _UNREADABLE, one_line)
+        if partners:
+            # A partner is read only where the pair may be written: when the
+            # named file's value differs from the spec's.
+            for prop in props:
+                partner = partners.get(prop.name)
+                if partner is not None and not _unchanged(prop, values[prop.name], page_size, seen):
+                    values[partner] = fs.read_files(path, (partner,), _UNREADABLE, one_line)[partner]
         file_perms = target.cgroup.file_perms
-        cgroups[(name, path)] = CgroupState(
+        cgroups[(name, path)] = _new(CgroupState, (
             True, perms,
             dict((f, fs.stat(path, f)) for f, _p in file_perms if applies_to(f, hierarchy)) if file_perms else {},
-            _read_values(fs, target, page_size, files_cache))
+            values))
         if want_subtrees and not any(path[:i] in spec_paths[name] for i in range(len(path))):
             subtrees[(name, path)] = _walk(fs, path)
     return Observed(cgroups, subtrees, page_size)

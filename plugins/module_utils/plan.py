@@ -345,12 +345,74 @@ def _perm_actions(target, state, created):
     return actions
 
 
+def _nothing_to_do(targets, observed, restore):
+    """True when the plan is empty, found the short way, which is what a
+    re-run takes: every cgroup (cgroup v1 only) and each of its ancestors
+    exists, and, where properties are restored, each property's live text
+    means the spec's value and owner and mode are as the spec says. Anything
+    else (a difference, a missing file, a text that does not parse, cgroup
+    v2's controller enabling) answers False and goes the full way, which
+    then plans, warns or refuses as it always does."""
+    try:
+        return _all_unchanged(targets, observed, restore)
+    except Refusal:
+        return False  # refused the full way, which names the first cgroup in plan order
+
+
+def _all_unchanged(targets, observed, restore):
+    cgroups = observed.cgroups
+    page_size = observed.page_size
+    compared = {}
+    parents_exist = {}
+    for target in targets:
+        if target.hierarchy.version != 1:
+            return False
+        h, path = target.hierarchy.name, target.path
+        state = cgroups.get((h, path))
+        if path and (state is None or not state.exists):
+            return False
+        if len(path) > 1:
+            parent = (h, path[:-1])
+            found = parents_exist.get(parent)
+            if found is None:
+                found = parents_exist[parent] = all(cgroups.get((h, anc), MISSING).exists for anc in ancestors(path))
+            if not found:
+                return False
+        if not restore:
+            continue
+        cg = target.cgroup
+        if (cg.perms is not None or cg.file_perms) and _perm_actions(target, state or MISSING, False):
+            return False
+        values = state.values if state is not None else {}
+        for prop in target.props:
+            name = prop.name
+            raw = values.get(name)
+            if raw is None:
+                return False
+            key = (name, raw, prop.value)
+            try:
+                same = compared.get(key)
+            except TypeError:  # an unhashable value
+                return False
+            if same is None:
+                kind = properties.kind_of(name)
+                try:
+                    same = compared[key] = kind.same(prop.value, kind.read(raw), page_size)
+                except ValueError:
+                    return False  # refused, by name, the full way
+            if not same:
+                return False
+    return True
+
+
 def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
               missing_properties='fail'):
     """Ordered actions for a restore, or Refusal. Pure."""
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
 
+    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all'):
+        return Plan(actions=[], skipped_prune=[], warnings=[])
     actions = []
     warnings = []
     for name in sorted(planned_mounts):
@@ -362,9 +424,13 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                                spec_value=hierarchy.mount_point))
 
     by_hierarchy = {}
-    hierarchy_of = dict((t.hierarchy.name, t.hierarchy) for t in targets)
+    hierarchy_of = {}
     for t in targets:
-        by_hierarchy.setdefault(t.hierarchy.name, {})[t.path] = t
+        paths = by_hierarchy.get(t.hierarchy.name)
+        if paths is None:
+            paths = by_hierarchy[t.hierarchy.name] = {}
+            hierarchy_of[t.hierarchy.name] = t.hierarchy
+        paths[t.path] = t
     conflicts = []
     created = set()
     top_down = []
@@ -415,7 +481,12 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             # the common case of a re-run: an existing cgroup of the spec
             state = cgroups.get(key, MISSING)
             cg = target.cgroup
-            perms = _perm_actions(target, state, False) if cg.perms is not None or cg.file_perms else ()
+            if cg.perms is None and not cg.file_perms:
+                if _all_same(target.props, state.values, compared):
+                    continue
+                perms = ()
+            else:
+                perms = _perm_actions(target, state, False)
             if perms:
                 setup.extend(a for a in perms if a.prop is None)
             own = _property_actions(target, state, False, page_size, missing_properties, warnings, compared)

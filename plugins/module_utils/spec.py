@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import json
 from collections import namedtuple
+from operator import attrgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
@@ -48,7 +49,7 @@ def split_path(text, what='cgroup path'):
         raise SpecError('Invalid %s %r: expected a string.' % (what, text))
     if text == '':
         raise SpecError('Invalid %s: it is empty; use "/" for the hierarchy root.' % what)
-    if len(text.encode('utf-8', 'surrogateescape')) > 4096:
+    if len(text) > 1024 and len(text.encode('utf-8', 'surrogateescape')) > 4096:  # 4 bytes a character at most
         raise SpecError('Invalid %s %r: longer than 4096 bytes.' % (what, text[:64] + '...'))
     # One leading and one trailing slash are allowed: '/ct101/' is 'ct101'.
     inner = text[1:] if text.startswith('/') else text
@@ -175,10 +176,17 @@ def _parse_property(where, name, value):
 
 # (name, type, value) -> Property, for values of the plain types (str, int).
 _PROPERTIES_SEEN = {}
+# Property names that refusal_reason allows.
+_NAMES_ALLOWED = set()
 
 
 def _check_property(where, name, value):
-    reason = properties.refusal_reason(name)
+    if name in _NAMES_ALLOWED:
+        reason = None
+    else:
+        reason = properties.refusal_reason(name)
+        if not reason:
+            _NAMES_ALLOWED.add(name)
     if reason:
         raise SpecError('Invalid spec: %s, property %r: refused, %s.' % (where, name, reason))
     if value is None:
@@ -188,6 +196,9 @@ def _check_property(where, name, value):
     except ValueError as exc:
         raise SpecError('Invalid spec: %s, property %r: %s.' % (where, name, exc))
     return Property(name, canonical, value)
+
+
+_new = tuple.__new__  # a namedtuple from a tuple of all its fields, without the keyword handling
 
 
 def _where(path):
@@ -201,8 +212,8 @@ def _parse_cgroup(key, body, resolve):
     if not isinstance(body, dict):
         raise SpecError('Invalid spec: %s: expected a mapping of properties or of '
                         'controllers/perms/file_perms/properties.' % _where(path))
-    if _FULL_FORM_KEYS.intersection(body):
-        unknown = set(body) - _FULL_FORM_KEYS
+    if not _FULL_FORM_KEYS.isdisjoint(body):
+        unknown = set(body) - _FULL_FORM_KEYS if not _FULL_FORM_KEYS.issuperset(body) else None
         if unknown:
             raise SpecError('Invalid spec: %s: unknown key(s) %s; put properties under "properties".'
                             % (_where(path), ', '.join(sorted(str(k) for k in unknown))))
@@ -219,7 +230,7 @@ def _parse_cgroup(key, body, resolve):
     if not isinstance(file_perms, dict):
         raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % _where(path))
     files = []
-    for name in sorted(file_perms, key=str):
+    for name in sorted(file_perms, key=str) if file_perms else ():
         if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
             raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
                             % (_where(path), name))
@@ -227,8 +238,9 @@ def _parse_cgroup(key, body, resolve):
     if controllers is not None:
         found = _CONTROLLERS_SEEN.get(tuple(controllers)) if isinstance(controllers, list) else None
         controllers = found if found is not None else _parse_controllers(_where(path), controllers)
-    return CgroupSpec(path, controllers, parse_perms(_where(path), perms, resolve) if perms is not None else None,
-                      tuple(files), parsed)
+    return _new(CgroupSpec, (path, controllers,
+                             parse_perms(_where(path), perms, resolve) if perms is not None else None,
+                             tuple(files), parsed))
 
 
 def _parse_properties(path, props):
@@ -275,14 +287,20 @@ def _derive_controllers(cgroups):
     by_path = {}
     result = []
     owned = {}  # property and file names -> the controllers they belong to
-    for cg in sorted(cgroups, key=lambda c: (len(c.path), c.path)):
-        names = tuple(p.name for p in cg.properties) + tuple(name for name, _perms in cg.file_perms)
+    checked = set()  # (own controllers, explicit controllers) found consistent
+    for cg in sorted(cgroups, key=_by_depth):
+        names = tuple(map(_NAME, cg.properties))
+        if cg.file_perms:
+            names += tuple(name for name, _perms in cg.file_perms)
         own = owned.get(names)
         if own is None:
             own = owned[names] = frozenset(filter(None, (properties.controller_of(name) for name in names)))
-        if cg.controllers is not None:
+        if cg.controllers is not None and (own, cg.controllers) in checked:
+            controllers = cg.controllers
+        elif cg.controllers is not None:
             # 'unified' names the whole cgroup v2 hierarchy, with every controller in it
             missing = set() if 'unified' in cg.controllers else own - set(cg.controllers)
+            checked.add((own, cg.controllers))
             if missing:
                 raise SpecError('Invalid spec: cgroup %r: it has properties of %s, which is not in its controllers %s.'
                                 % (show_path(cg.path), ', '.join(sorted(missing)), ', '.join(cg.controllers)))
@@ -299,6 +317,13 @@ def _derive_controllers(cgroups):
         by_path[cg.path] = cg
         result.append(cg)
     return tuple(result)
+
+
+def _by_depth(cg):
+    return (len(cg.path), cg.path)
+
+
+_NAME = attrgetter('name')
 
 
 def _nearest_parent(path, by_path):
@@ -320,7 +345,7 @@ def load_spec(data, resolve=None):
     if version not in (1, '1'):
         raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
     cgroups = data.get('cgroups')
-    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN, _PROPERTY_SETS_SEEN):
+    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN, _PROPERTY_SETS_SEEN, _NAMES_ALLOWED):
         seen_cache.clear()  # kept for one spec only
     if not isinstance(cgroups, dict) or not cgroups:
         raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')

@@ -22,6 +22,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec im
 Target = namedtuple('Target', 'cgroup hierarchy path planned props controllers')
 
 _NAME = attrgetter('name')
+_new = tuple.__new__  # a namedtuple from a tuple of all its fields, without the keyword handling
 SYSTEMD_UNIT_SUFFIXES = ('.slice', '.scope', '.service')
 UNIFIED = 'unified'  # the pseudo-controller that names the cgroup v2 hierarchy
 # v2 core files that v1 keeps in a controller's hierarchy
@@ -93,7 +94,7 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
                                       'without it.' % message)
                     if warnings is not None:
                         warnings.append('Skipped %s.' % message)
-            append(Target(cg, hierarchy, path, is_planned, own, controllers))
+            append(_new(Target, (cg, hierarchy, path, is_planned, own, controllers)))
     return targets, planned
 
 
