@@ -12,7 +12,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import observe
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed, observe
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'pids': 8}
@@ -257,3 +257,72 @@ def test_run_leaves_the_garbage_collector_as_it_found_it():
             assert gc.isenabled() is enabled
         finally:
             gc.enable()
+
+
+def test_read_cgroup_is_lookup_and_read_files_in_one(fake_mount):
+    root, fs = fake_mount
+    (root / 'ct').mkdir(mode=0o750)
+    (root / 'ct' / 'sub').mkdir()
+    (root / 'ct' / 'sub' / 'one').write_text('1\n')
+    (root / 'ct' / 'sub' / 'two').write_text('a\nb\n')
+    (root / 'ct' / 'link').symlink_to(root / 'ct' / 'sub')
+    (root / 'ct' / 'file').write_text('x\n')
+    perms, values = fs.read_cgroup(('ct', 'sub'), ['one', 'two', 'none'], one_line=('one',))
+    assert perms == fs.lookup(('ct', 'sub'))
+    assert values == {'one': '1\n', 'two': 'a\nb\n', 'none': None}
+    assert fs.read_cgroup(('ct',), []) == (fs.lookup(('ct',)), {})
+    for missing in (('ct', 'gone'), ('ct', 'link'), ('ct', 'file'), ('gone', 'sub')):
+        assert fs.read_cgroup(missing, ['one']) is None
+    root_perms, root_values = fs.read_cgroup((), ['none'])
+    assert root_perms == fs.lookup(()) and root_values == {'none': None}
+
+
+def _both_ways(monkeypatch, cgroups, live, mode='opport', **kw):
+    """Whether the no-op shortcut is taken, the plan with it, and the plan
+    without it. live: handles, or the Observed itself."""
+    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import plan as plan_mod
+    targets, planned = targets_of(cgroups)
+    observed = live if isinstance(live, Observed) else observe(targets, live, 4096)
+    results = [plan_mod._nothing_to_do(targets, observed, kw.get('restore_properties', 'all') == 'all')]
+    for shortcut in (True, False):
+        if not shortcut:
+            monkeypatch.setattr(plan_mod, '_nothing_to_do', lambda *args: False)
+        try:
+            result = plan_mod.make_plan(targets, planned, observed, mode, **kw)
+            results.append(([(a.kind, a.path, a.prop, a.before, a.after) for a in result.actions],
+                            result.warnings, result.skipped_prune))
+        except Refusal as exc:
+            results.append(str(exc))
+    return results
+
+
+@pytest.mark.parametrize('case', ['same', 'one differs', 'missing file', 'missing cgroup', 'garbage', 'perms',
+                                  'strict', 'created only', 'missing ancestor'])
+def test_the_no_op_shortcut_plans_what_the_full_way_plans(monkeypatch, case):
+    cgroups = {'a': {'pids.max': 10}, 'a/b': {'pids.max': 5}, 'c': {'pids.max': 'max'}}
+    tree = {('a',): {'pids.max': '10\n'}, ('a', 'b'): {'pids.max': '5\n'}, ('c',): {'pids.max': 'max\n'}}
+    mode, kw = 'opport', {}
+    if case == 'one differs':
+        tree[('a', 'b')]['pids.max'] = '6\n'
+    elif case == 'missing file':
+        del tree[('c',)]['pids.max']
+    elif case == 'missing cgroup':
+        del tree[('c',)]
+    elif case == 'garbage':
+        tree[('a', 'b')]['pids.max'] = 'x\n'
+    elif case == 'perms':
+        cgroups['c'] = {'perms': {'mode': '0700'}, 'properties': {'pids.max': 'max'}}
+    elif case == 'strict':
+        mode = 'strict'
+    elif case == 'created only':
+        tree[('a', 'b')]['pids.max'] = '6\n'
+        kw['restore_properties'] = 'created'
+    live = {'pids': FakeFS(tree)}
+    if case == 'missing ancestor':  # which observe never shows: x/y there, its parent x not
+        cgroups = {'x/y': {'pids.max': 5}}
+        live = Observed({('pids', ('x', 'y')): CgroupState(True, (0o755, 0, 0), {}, {'pids.max': '5\n'})}, {}, 4096)
+    took, fast, full = _both_ways(monkeypatch, cgroups, live, mode, **kw)
+    assert fast == full
+    assert took is (case in ('same', 'strict', 'created only'))
+    if took:
+        assert fast == ([], [], [])
