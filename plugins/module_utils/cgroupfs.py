@@ -77,6 +77,34 @@ def umount(target):
         raise OSError(err, os.strerror(err), target)
 
 
+def _read_names(dir_fd, names, unreadable, one_line):
+    """{name: text} of the named files below dir_fd (see Hierarchy.read_files)."""
+    found = {}
+    for name in names:
+        try:
+            fd = _open(name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT or exc.errno in unreadable:
+                found[name] = None
+                continue
+            raise
+        try:
+            if name in one_line:
+                # _read_all's one-line case, inline: most files of a tree are read here
+                data = _pread(fd, 65536, 0)
+                if len(data) < 4096 and data[-1:] == b'\n' and data.count(b'\n') == 1:
+                    found[name] = data.decode('utf-8', 'replace')
+                    continue
+            found[name] = _read_all(fd)
+        except OSError as exc:
+            if exc.errno not in unreadable:
+                raise
+            found[name] = None
+        finally:
+            _close(fd)
+    return found
+
+
 class Hierarchy:
     """One mounted hierarchy, opened safely. Paths are tuples of components."""
 
@@ -188,29 +216,7 @@ class Hierarchy:
         if path in dirs:
             self._forget(path)  # and the descriptors below it, which may be stale
         dirs[path] = dir_fd
-        found = {}
-        for name in names:
-            try:
-                fd = _open(name, _READ_FLAGS, dir_fd=dir_fd)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT or exc.errno in unreadable:
-                    found[name] = None
-                    continue
-                raise
-            try:
-                if name in one_line:
-                    data = _pread(fd, 65536, 0)
-                    if len(data) < 4096 and data[-1:] == b'\n' and data.count(b'\n') == 1:
-                        found[name] = data.decode('utf-8', 'replace')
-                        continue
-                found[name] = _read_all(fd)
-            except OSError as exc:
-                if exc.errno not in unreadable:
-                    raise
-                found[name] = None
-            finally:
-                _close(fd)
-        return (st.st_mode & 0o7777, st.st_uid, st.st_gid), found
+        return (st.st_mode & 0o7777, st.st_uid, st.st_gid), _read_names(dir_fd, names, unreadable, one_line)
 
     def subdirs(self, path):
         fd = self._dir(path)
@@ -242,31 +248,7 @@ class Hierarchy:
         """{name: text} of files of one cgroup; None for a file that does
         not exist, or whose read fails with an errno in `unreadable`.
         one_line: names of files that hold one line (see _read_all)."""
-        dir_fd = self._dir(path)
-        found = {}
-        for name in names:
-            try:
-                fd = _open(name, _READ_FLAGS, dir_fd=dir_fd)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT or exc.errno in unreadable:
-                    found[name] = None
-                    continue
-                raise
-            try:
-                if name in one_line:
-                    # _read_all's one-line case, inline: most files of a tree are read here
-                    data = _pread(fd, 65536, 0)
-                    if len(data) < 4096 and data[-1:] == b'\n' and data.count(b'\n') == 1:
-                        found[name] = data.decode('utf-8', 'replace')
-                        continue
-                found[name] = _read_all(fd)
-            except OSError as exc:
-                if exc.errno not in unreadable:
-                    raise
-                found[name] = None
-            finally:
-                _close(fd)
-        return found
+        return _read_names(self._dir(path), names, unreadable, one_line)
 
     def _open_for_write(self, path, name, flags):
         fd = os.open(name, flags, dir_fd=self._dir(path))
