@@ -54,14 +54,14 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 UseDNS no
-PidFile none
+PidFile {pid_file}
 PrintMotd no
 X11Forwarding no
 AllowTcpForwarding no
 MaxStartups 64
 Subsystem sftp internal-sftp
-# The keys live in the fleet directory, which may be below /tmp (world
-# writable), not in a home directory; fleet.py makes them 0600 in a 0700 folder.
+# The keys live in the fleet's (or the VM's) directory, which may be below
+# /tmp (world writable), not in a home directory; they are 0600 in a 0700 folder.
 StrictModes no
 '''
 
@@ -228,7 +228,7 @@ class Fleet:
         with open(config, 'w') as handle:
             handle.write(SSHD_CONFIG.format(address=address, port=PORT,
                                             host_key=os.path.join(hostdir, 'ssh_host_ed25519_key'),
-                                            authorized_keys=self.path('id_ed25519.pub')))
+                                            authorized_keys=self.path('id_ed25519.pub'), pid_file='none'))
         argv = cgroup_sandbox.Sandbox(host['sandbox']).command([SSHD, '-D', '-e', '-f', config])
         with open(os.path.join(hostdir, 'sshd.log'), 'ab') as log:
             # unshare and sh exec into sshd, so this PID is sshd itself; its own

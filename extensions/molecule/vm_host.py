@@ -26,33 +26,15 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+from fleet import SSHD, SSHD_CONFIG, start_time  # noqa: E402  pylint: disable=wrong-import-position
+from v2vm import GUEST_ADDRESS  # noqa: E402  pylint: disable=wrong-import-position
+
 V2VM = os.path.join(REPO, 'tools', 'v2vm.py')
-SSHD = '/usr/sbin/sshd'
 GUEST_PORT = 22
 BOOT_SECONDS = 300
 # The VM powers itself off after this, should `stop` never come.
 LIFETIME_SECONDS = 3600
-
-SSHD_CONFIG = '''\
-ListenAddress 10.0.2.15:{port}
-AddressFamily inet
-HostKey {dir}/ssh_host_ed25519_key
-AuthorizedKeysFile {dir}/id_ed25519.pub
-PermitRootLogin prohibit-password
-AllowUsers root
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-PidFile /run/sshd.pid
-PrintMotd no
-X11Forwarding no
-AllowTcpForwarding no
-Subsystem sftp internal-sftp
-# The keys live in the run directory shared with the VM, not in a home.
-StrictModes no
-'''
 
 
 def free_port():
@@ -68,16 +50,6 @@ def ssh_argv(vmdir, state, *command):
             '-o', 'UserKnownHostsFile=%s' % os.path.join(vmdir, 'known_hosts'),
             '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
             'root@127.0.0.1'] + list(command)
-
-
-def start_time(pid):
-    """The process's start time (field 22 of /proc/PID/stat), to tell it from
-    a later process that reuses its PID; None when it is gone."""
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            return handle.read().rsplit(')', 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def children(pid):
@@ -102,7 +74,10 @@ def start(directory):
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'id_ed25519')], check=True)
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'ssh_host_ed25519_key')], check=True)
     with open(os.path.join(vmdir, 'sshd_config'), 'w') as handle:
-        handle.write(SSHD_CONFIG.format(port=GUEST_PORT, dir=vmdir))
+        # tools/fleet.py's sshd settings; a PID file, which `stop` reads inside the VM.
+        handle.write(SSHD_CONFIG.format(address=GUEST_ADDRESS, port=GUEST_PORT, pid_file='/run/sshd.pid',
+                                        host_key=os.path.join(vmdir, 'ssh_host_ed25519_key'),
+                                        authorized_keys=os.path.join(vmdir, 'id_ed25519.pub')))
     port = free_port()
     with open(os.path.join(vmdir, 'ssh_host_ed25519_key.pub')) as handle:
         host_key = ' '.join(handle.read().split()[:2])

@@ -29,7 +29,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 # Not found, or not a directory (a file, or a symlink refused by O_NOFOLLOW).
 _NOT_A_DIR = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
-_open, _pread, _close, _fstat = os.open, os.pread, os.close, os.fstat
+_open, _pread, _close = os.open, os.pread, os.close
 _libc = None
 
 
@@ -191,32 +191,10 @@ class Hierarchy:
         """lookup(path) and read_files(path, names, ...) in one call, for the
         many cgroups of a tree: ((mode bits, uid, gid), {name: text or None}),
         or None when the cgroup does not exist or is not a directory."""
-        if not path:
-            perms = self.lookup(path)
-            return perms, self.read_files(path, names, unreadable, one_line)
-        dirs = self._dirs
-        parent = dirs.get(path[:-1])
-        try:
-            if parent is None:
-                parent = self._dir(path[:-1])
-            dir_fd = _open(path[-1], _DIR_FLAGS, dir_fd=parent)
-        except OSError as exc:
-            if exc.errno in _NOT_A_DIR:
-                self._forget(path)
-                return None
-            raise
-        try:
-            st = _fstat(dir_fd)
-            if st.st_dev != self.dev:
-                self._check(dir_fd, self.where(path))  # names a filesystem that is not cgroup's
-                raise NotCgroupFS('%s lies on another mount than %s' % (self.where(path), self.mount_point))
-        except Exception:
-            _close(dir_fd)
-            raise
-        if path in dirs:
-            self._forget(path)  # and the descriptors below it, which may be stale
-        dirs[path] = dir_fd
-        return (st.st_mode & 0o7777, st.st_uid, st.st_gid), _read_names(dir_fd, names, unreadable, one_line)
+        perms = self.lookup(path)
+        if perms is None:
+            return None
+        return perms, _read_names(self._dirs[path], names, unreadable, one_line)
 
     def subdirs(self, path):
         fd = self._dir(path)

@@ -43,7 +43,7 @@ def _files_to_read(target):
     return sorted(names), partners, one_line
 
 
-def _unchanged(prop, raw, page_size, seen=None):
+def unchanged(prop, raw, page_size, seen=None):
     """True when the live text already means the spec's value. seen:
     {(file, text, value): answer}, shared by the cgroups of one observe."""
     if raw is None:
@@ -84,24 +84,18 @@ def observe(targets, handles, page_size, want_subtrees=False):
     subtrees = {}
     spec_paths = {}
     files_cache = {}  # property names (and v2) -> _files_to_read
-    seen = {}  # (file, text, value) -> _unchanged
+    seen = {}  # (file, text, value) -> unchanged
     missing_below = {}  # (hierarchy name, path): a cgroup on the way down to it, or it, is missing
     if want_subtrees:
         for target in targets:
             spec_paths.setdefault(target.hierarchy.name, set()).add(target.path)
-    # {hierarchy name: (fs, fs.read_cgroup or None)}: a lookup and the reads in one call
-    readers = {}
     for target in targets:
         if target.planned:
             continue
         hierarchy = target.hierarchy
         name = hierarchy.name
         path = target.path
-        reader = readers.get(name)
-        if reader is None:
-            fs = handles[name]
-            reader = readers[name] = (fs, getattr(fs, 'read_cgroup', None))
-        fs, read_cgroup = reader
+        fs = handles[name]
         v2 = hierarchy.version == 2
         missing_above = False
         if v2 or len(path) > 1:
@@ -130,24 +124,17 @@ def observe(targets, handles, page_size, want_subtrees=False):
         if files is None:
             files = files_cache[key] = _files_to_read(target)
         names, partners, one_line = files
-        if read_cgroup is not None:
-            found = read_cgroup(path, names, _UNREADABLE, one_line)
-            if found is None:
-                cgroups[(name, path)] = MISSING
-                continue
-            perms, values = found
-        else:
-            perms = fs.lookup(path)
-            if perms is None:
-                cgroups[(name, path)] = MISSING
-                continue
-            values = fs.read_files(path, names, _UNREADABLE, one_line)
+        found = fs.read_cgroup(path, names, _UNREADABLE, one_line)  # a lookup and the reads in one call
+        if found is None:
+            cgroups[(name, path)] = MISSING
+            continue
+        perms, values = found
         if partners:
             # A partner is read only where the pair may be written: when the
             # named file's value differs from the spec's.
             for prop in props:
                 partner = partners.get(prop.name)
-                if partner is not None and not _unchanged(prop, values[prop.name], page_size, seen):
+                if partner is not None and not unchanged(prop, values[prop.name], page_size, seen):
                     values[partner] = fs.read_files(path, (partner,), _UNREADABLE, one_line)[partner]
         file_perms = target.cgroup.file_perms
         cgroups[(name, path)] = _new(CgroupState, (

@@ -24,7 +24,7 @@ from operator import itemgetter
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import MISSING
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import MISSING, unchanged
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
@@ -385,22 +385,8 @@ def _all_unchanged(targets, observed, restore):
             return False
         values = state.values if state is not None else {}
         for prop in target.props:
-            name = prop.name
-            raw = values.get(name)
-            if raw is None:
-                return False
-            key = (name, raw, prop.value)
-            try:
-                same = compared.get(key)
-            except TypeError:  # an unhashable value
-                return False
-            if same is None:
-                kind = properties.kind_of(name)
-                try:
-                    same = compared[key] = kind.same(prop.value, kind.read(raw), page_size)
-                except ValueError:
-                    return False  # refused, by name, the full way
-            if not same:
+            # a text that does not parse is refused, by name, the full way
+            if not unchanged(prop, values.get(prop.name), page_size, compared):
                 return False
     return True
 
@@ -477,26 +463,6 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
         key = (h, path)
         is_new = key in created
         restore = target is not None and (restore_all or (restore_properties == 'created' and is_new))
-        if target is not None and not is_new and not enables and not v1_cpuset[h] and restore:
-            # the common case of a re-run: an existing cgroup of the spec
-            state = cgroups.get(key, MISSING)
-            cg = target.cgroup
-            if cg.perms is None and not cg.file_perms:
-                if _all_same(target.props, state.values, compared):
-                    continue
-                perms = ()
-            else:
-                perms = _perm_actions(target, state, False)
-            if perms:
-                setup.extend(a for a in perms if a.prop is None)
-            own = _property_actions(target, state, False, page_size, missing_properties, warnings, compared)
-            if own is not None:
-                setup.extend(own.early + own.widen + own.normal)
-                phases.narrow.extend(own.narrow)
-                phases.last.extend(own.last)
-            if perms:
-                setup.extend(a for a in perms if a.prop is not None)
-            continue
         block = []
         if is_new:
             block.extend(_new_cgroup_actions(h, path, v1_cpuset[h], final_sets))
@@ -517,8 +483,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             if perms:
                 block.extend(a for a in perms if a.prop is None)
             if restore:
-                own = _property_actions(target, state, is_new, observed.page_size, missing_properties, warnings,
-                                        compared)
+                own = _property_actions(target, state, is_new, page_size, missing_properties, warnings, compared)
                 if own is not None:
                     block.extend(own.early + own.widen + own.normal)
                     phases.narrow.extend(own.narrow)

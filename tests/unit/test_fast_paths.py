@@ -46,6 +46,10 @@ class FakeFS:
         self.reads.extend((path, name) for name in names)
         return dict((name, self.tree[path].get(name)) for name in names)
 
+    def read_cgroup(self, path, names, unreadable=(), one_line=()):
+        perms = self.lookup(path)
+        return None if perms is None else (perms, self.read_files(path, names, unreadable, one_line))
+
 
 def targets_of(cgroups):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
