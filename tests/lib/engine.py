@@ -9,14 +9,12 @@ import json
 import os
 import sys
 
+from compared import COMPARED_FILES
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, CgroupError
 
 ROOT = '/sys/fs/cgroup'
-COMPARED = ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'memory.soft_limit_in_bytes', 'cpu.shares',
-            'cpu.cfs_period_us', 'cpu.cfs_quota_us', 'cpuset.cpus', 'cpuset.mems', 'pids.max', 'devices.list',
-            'freezer.state', 'cgroup.clone_children', 'notify_on_release')
 
 
 def snapshot():
@@ -32,7 +30,7 @@ def snapshot():
             for name in sorted(files):
                 fst = os.stat(os.path.join(dirpath, name))
                 entry['perms:' + name] = [fst.st_mode & 0o7777, fst.st_uid, fst.st_gid]
-                if name in COMPARED:
+                if name in COMPARED_FILES:
                     with open(os.path.join(dirpath, name)) as handle:
                         entry[name] = handle.read()
             state[os.path.relpath(dirpath, ROOT)] = entry

@@ -7,6 +7,8 @@ import os
 import sys
 import tempfile
 
+from compared import COMPARED_FILES
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = os.path.join(REPO, 'plugins', 'modules', 'cgroup_restore.py')
 COLLECTIONS = os.path.join(REPO, 'build', 'collections')
@@ -77,12 +79,6 @@ def read(sandbox, hierarchy, *parts):
         return handle.read().strip()
 
 
-COMPARED_FILES = (
-    'memory.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'memory.soft_limit_in_bytes',
-    'memory.swappiness', 'memory.use_hierarchy', 'memory.oom_control', 'cpu.shares', 'cpu.cfs_period_us',
-    'cpu.cfs_quota_us', 'cpu.rt_runtime_us', 'cpuset.cpus', 'cpuset.mems', 'cpuset.cpu_exclusive', 'pids.max',
-    'devices.list', 'freezer.state', 'blkio.weight', 'cgroup.clone_children', 'notify_on_release',
-    'cgroup.procs', 'tasks')
 
 
 def snapshot(sandbox):
