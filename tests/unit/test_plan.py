@@ -283,3 +283,29 @@ def test_v2_existing_child_is_offered_what_its_parent_will_enable():
     result, _w = plan_v2({'ct': {'memory.max': '1G'}, 'ct/a': {'memory.max': '512M'}}, live, mode='bind')
     assert steps(result)[:3] == ['write :/ cgroup.subtree_control', 'write :ct cgroup.subtree_control',
                                  'write :ct memory.max']
+
+
+def test_use_hierarchy_and_clone_children_are_written_before_the_child_mkdir():
+    # This kernel always reads memory.use_hierarchy=1 and accepts both flags
+    # at any time, so tests/kernel/test_ordering.py cannot fail on a wrong
+    # order. The kernel refuses use_hierarchy once a cgroup has children, and
+    # clone_children only affects children made after it, so this test is the
+    # one that carries the order: both writes come before the child's mkdir.
+    result = plan({'ct': {'controllers': ['memory', 'cpuset'],
+                          'properties': {'memory.use_hierarchy': 1, 'cgroup.clone_children': 1}},
+                   'ct/child': {'controllers': ['memory', 'cpuset'],
+                                'properties': {'memory.limit_in_bytes': '10M'}}})
+    s = steps(result)
+    for hierarchy in ('memory', 'cpuset'):
+        child = s.index('mkdir %s:ct/child' % hierarchy)
+        assert s.index('mkdir %s:ct' % hierarchy) < s.index('write %s:ct cgroup.clone_children' % hierarchy) < child
+    assert s.index('write memory:ct memory.use_hierarchy') < s.index('mkdir memory:ct/child')
+    # An adopted parent (opport) is converged before its new child is made too.
+    live = {('memory', ('ct',)): existing({'memory.use_hierarchy': '0', 'cgroup.clone_children': '0'})}
+    s = steps(plan({'ct': {'controllers': ['memory'],
+                           'properties': {'memory.use_hierarchy': 1, 'cgroup.clone_children': 1}},
+                    'ct/child': {'memory.limit_in_bytes': '10M'}}, live, mode='opport'))
+    assert s[:3] == ['write memory:ct cgroup.clone_children', 'write memory:ct memory.use_hierarchy',
+                     'mkdir memory:ct/child'] or s[:3] == ['write memory:ct memory.use_hierarchy',
+                                                            'write memory:ct cgroup.clone_children',
+                                                            'mkdir memory:ct/child']
