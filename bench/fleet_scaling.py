@@ -10,7 +10,10 @@ forks for all, as whole ansible-playbook processes:
                   ansible.builtin.shell), what existing roles do
 
 The containers are removed from every host (from outside, in the fleet's own
-sandboxes) before each restore run. Writes build/bench/fleet_scaling.json.
+sandboxes) before each restore run. Also records how long `tools/fleet.py up N`
+and `down` take for each fleet size (the time the tool reports, and the wall
+time of the whole tool process). Writes build/bench/fleet_scaling.json, and
+removes the fleet's folder (build/bench/fleet-<pid>) when the fleet is down.
 
     .venv/bin/python bench/fleet_scaling.py [--quick] [--runs N] [--forks F] [--hosts N...]
 """
@@ -19,8 +22,10 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 
 import benchlib as bl
 from timed import timed
@@ -62,14 +67,29 @@ class BenchFleet:
         self.hosts, self.per_host = hosts, per_host
 
     def tool(self, *args):
+        """Runs tools/fleet.py; returns its output and the wall time of the process."""
+        began = time.perf_counter()
         proc = subprocess.run([sys.executable, FLEET, '--dir', self.dir] + list(args), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        wall = time.perf_counter() - began
         if proc.returncode != 0:
             raise RuntimeError('fleet %s failed: %s' % (' '.join(args), proc.stdout))
-        return proc.stdout
+        return proc.stdout, wall
+
+    def _timing(self, action, pattern, out, wall, load):
+        """The tool's own figure ("N hosts up in X s") and the process's wall time."""
+        found = re.search(pattern, out)
+        if not found or int(found.group(1)) != self.hosts:
+            raise RuntimeError('fleet %s printed no "%d hosts %s in X s": %s' % (action, self.hosts, action, out))
+        self.timings[action] = {'reported_s': float(found.group(2)), 'wall_s': round(wall, 3), 'load': load}
+        print('  %2d hosts fleet %-4s %.2fs (tool process %.2fs)  load %.2f'
+              % (self.hosts, action, float(found.group(2)), wall, load), flush=True)
 
     def __enter__(self):
-        self.tool('up', str(self.hosts), '--prefix', '%sfleet-' % bl.PREFIX)
+        self.timings = {}
+        load = bl.load()
+        out, wall = self.tool('up', str(self.hosts), '--prefix', '%sfleet-' % bl.PREFIX)
+        self._timing('up', r'fleet: (\d+) hosts up in ([\d.]+)s', out, wall, load)
         with open(os.path.join(self.dir, 'fleet.json')) as handle:
             self.sandboxes = [h['sandbox'] for h in json.load(handle)['hosts']]
         with open(os.path.join(self.dir, 'group_vars', 'cgroup_hosts.yml'), 'w') as handle:
@@ -80,7 +100,12 @@ class BenchFleet:
         return self
 
     def __exit__(self, *exc):
-        self.tool('down')
+        load = bl.load()
+        out, wall = self.tool('down')
+        self._timing('down', r'fleet: (\d+) hosts down in ([\d.]+)s', out, wall, load)
+        # down removed the fleet; anything an ansible process wrote into its
+        # folder (ANSIBLE_LOCAL_TEMP) after that goes too.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def clear(self):
         """Remove the containers from every host, from outside: only the
@@ -134,6 +159,11 @@ def report(args, sizes, runs, per_host, results):
     complete = len(done) == len(sizes)
     sizes = done
     print()
+    bl.table(['hosts', 'fleet up s', 'fleet down s', 'up tool process s', 'down tool process s', 'load at up'],
+             [[h] + ['%.2f' % results[h]['fleet'][a][k] for k in ('reported_s',) for a in ('up', 'down')]
+              + ['%.2f' % results[h]['fleet'][a]['wall_s'] for a in ('up', 'down')]
+              + ['%.2f' % results[h]['fleet']['up']['load']] for h in sizes])
+    print()
     bl.table(['hosts', 'ping s', 'restore_limits s', 'naive s', 'restore/ping', 'naive/restore', 'load per run'],
              [[h, '%.2f' % results[h]['ping']['wall'], '%.2f' % results[h]['restore_limits']['wall'],
                '%.2f' % results[h]['naive']['wall'],
@@ -173,7 +203,8 @@ def main():
     runs = args.runs or (1 if args.quick else 5)
     results = {}
     for hosts in sizes:
-        with BenchFleet(hosts, per_host) as fleet:
+        fleet = BenchFleet(hosts, per_host)
+        with fleet:
             rows = {tool: [] for tool in TOOLS}
             for rep in range(runs):
                 for tool in TOOLS:
@@ -183,6 +214,8 @@ def main():
         results[hosts] = {tool: {'wall': bl.median([r['wall'] for r in rows[tool]]),
                                  'maxrss_mb': bl.median([r['maxrss_mb'] for r in rows[tool]]),
                                  'load': [r['load'] for r in rows[tool]], 'runs': rows[tool]} for tool in TOOLS}
+        # One `fleet.py up N` and one `down` per fleet size.
+        results[hosts]['fleet'] = fleet.timings
         report(args, sizes, runs, per_host, results)  # after each size, so a long run keeps what it measured
     return 0
 

@@ -408,11 +408,13 @@ def main(argv=None):
             print('fleet: %s up again on %s' % (args.host, fleet.host(args.host)['address']))
             return 0
         if args.action == 'down':
+            began = time.time()
             problems = fleet.down()
             for problem in problems:
                 print('fleet: %s' % problem, file=sys.stderr)
             if not problems:
-                print('fleet: %d hosts down; sandboxes and %s removed' % (len(fleet.state['hosts']), fleet.dir))
+                print('fleet: %d hosts down in %.2fs; sandboxes and %s removed'
+                      % (len(fleet.state['hosts']), time.time() - began, fleet.dir))
             return 1 if problems else 0
     except FleetError as exc:
         print('fleet: %s' % exc, file=sys.stderr)
