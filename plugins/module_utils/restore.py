@@ -24,6 +24,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import observe
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import applies_to
 
 
 def resolve_id(field, name):
@@ -136,6 +137,11 @@ def _run(params, check_mode, want_diff, warn):
             for message in plan.warnings:
                 warn(message)
             diff = make_diff(targets, observed, plan.actions) if want_diff else None
+            if check_mode:
+                for a in plan.actions:
+                    if a.kind == 'mount':
+                        warn('Check mode cannot look inside hierarchy %s before it is mounted: it reports every '
+                             'cgroup there as new; a real run looks again once it is mounted.' % a.hierarchy)
             if check_mode or not plan.actions:
                 # Only check mode and a no-op report the prediction; a real run
                 # reports what it did (predicting 5,000 writes cost a few % of a run).
@@ -191,6 +197,14 @@ def _expected(prop, canonical, page_size):
     return show_value(prop, properties.kind_of(prop).expected(canonical, page_size))
 
 
+def _owner_after(action):
+    """[uid, gid] after a chown, as a real run reads it back: a field the
+    spec leaves out keeps its current value, or, in a new cgroup, the
+    creator's (the kernel gives a new cgroup's files its fsuid and fsgid)."""
+    current = action.before or (os.geteuid(), os.getegid())
+    return [current[i] if value is None else value for i, value in enumerate(action.after)]
+
+
 def predicted_report(actions, page_size):
     """What a run of these actions reports, before it runs (check mode)."""
     report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
@@ -215,15 +229,39 @@ def predicted_report(actions, page_size):
             report['perms'].append(dict(where, file=a.prop, mode_before=show_mode(a.before),
                                         mode_after=show_mode(a.after)))
         elif a.kind == 'chown':
-            report['perms'].append(dict(where, file=a.prop, owner_before=a.before, owner_after=list(a.after)))
+            report['perms'].append(dict(where, file=a.prop, owner_before=a.before, owner_after=_owner_after(a)))
     return report
 
 
+def _perm_lines(target, state):
+    """{label: text} of the owner and mode fields that the spec names, as the
+    kernel shows them now: 'mode', 'uid', 'gid' of the directory and
+    '<file> mode' etc. of a file of file_perms."""
+    cg = target.cgroup
+    entries = [('', cg.perms, state.perms)] if cg.perms is not None else []
+    entries.extend((name + ' ', perms, state.file_perms.get(name)) for name, perms in cg.file_perms
+                   if applies_to(name, target.hierarchy))
+    lines = {}
+    for prefix, perms, current in entries:
+        if current is None:
+            continue
+        mode, uid, gid = current
+        for field, wanted, now in (('mode', perms.mode, show_mode(mode)), ('uid', perms.uid, uid),
+                                   ('gid', perms.gid, gid)):
+            if wanted is not None:
+                lines[prefix + field] = str(now)
+    return lines
+
+
 def make_diff(targets, observed, actions):
-    """A readable tree: sorted lines 'hierarchy:cgroup' and
-    'hierarchy:cgroup property = value', before and after."""
+    """A readable tree: sorted lines 'hierarchy:cgroup', 'hierarchy:cgroup
+    property = value', the owner and mode fields the spec names
+    ('hierarchy:cgroup mode = 0755', 'hierarchy:cgroup cgroup.procs uid = 0')
+    and the hierarchies a run mounts, before and after."""
     before_dirs, after_dirs, before_values = set(), set(), {}
     for t in targets:
+        if t.planned:
+            continue  # not mounted yet: nothing of it can be seen before
         h, path = t.hierarchy.name, t.path
         state = observed.cgroups.get((h, path))
         head = '%s:%s' % (h, sp.show_path(path))
@@ -235,17 +273,29 @@ def make_diff(targets, observed, actions):
             if raw is not None:
                 kind = properties.kind_of(prop.name)
                 before_values[(head, prop.name)] = kind.show(kind.read(raw))
+        if state is not None:
+            for label, text in _perm_lines(t, state).items():
+                before_values[(head, label)] = text
     after_dirs.update(before_dirs)
     after_values = dict(before_values)
     for a in actions:
         head = '%s:%s' % (a.hierarchy, sp.show_path(a.path))
-        if a.kind == 'mkdir':
+        prefix = a.prop + ' ' if a.prop else ''
+        if a.kind == 'mount':
+            after_dirs.add('%s: mounted at %s, options %s' % (a.hierarchy, a.spec_value, a.after))
+        elif a.kind == 'mkdir':
             after_dirs.add(head)
         elif a.kind == 'rmdir':
             before_dirs.add(head)
             after_dirs.discard(head)
         elif a.kind == 'write':
             after_values[(head, a.prop)] = _expected(a.prop, a.after, observed.page_size)
+        elif a.kind == 'chmod':
+            after_values[(head, prefix + 'mode')] = show_mode(a.after)
+        elif a.kind == 'chown':
+            for field, value in zip(('uid', 'gid'), a.after):
+                if value is not None:
+                    after_values[(head, prefix + field)] = str(value)
 
     def render(dirs, values):
         lines = list(dirs) + ['%s %s = %s' % (head, prop, value.replace('\n', ', '))

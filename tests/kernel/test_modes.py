@@ -2,8 +2,11 @@
 
 import os
 
+import pytest
+
 from modrun import cgroups, read, run, run_calls, snapshot
 
+UNLIMITED = '9223372036854771712'
 SPEC = {'version': 1, 'cgroups': {
     'ct101': {'controllers': ['cpu', 'memory', 'pids'],
               'properties': {'memory.limit_in_bytes': '512M', 'cpu.shares': 512, 'pids.max': 200}},
@@ -162,19 +165,101 @@ def test_prune_is_refused_in_strict(sandbox):
     assert result['failed'] and 'prune works only with mode opport or bind' in result['msg']
 
 
-def test_check_mode_reports_the_same_and_writes_nothing(sandbox):
+REPORT = ('created', 'mounted', 'perms', 'writes', 'removed', 'failed_items')
+
+
+def _report(result):
+    """Everything a run reports having done (or, in check mode, would do)."""
+    return dict((key, result[key]) for key in REPORT)
+
+
+def _write(path, value):
+    with open(path, 'w') as handle:
+        handle.write(value)
+
+
+def _premade(sandbox):
+    """ct101 as an earlier run or a premount step leaves it, with other
+    limits, another mode, and empty subcgroups that the spec does not name."""
+    for hierarchy in ('cpu', 'memory', 'pids'):
+        os.mkdir(sandbox.path(hierarchy, 'ct101'))
+    _write(sandbox.path('cpu', 'ct101', 'cpu.shares'), '100')
+    _write(sandbox.path('memory', 'ct101', 'memory.limit_in_bytes'), '1G')
+    os.chmod(sandbox.path('pids', 'ct101'), 0o700)
+    os.makedirs(sandbox.path('memory', 'ct101', 'stale', 'deeper'))
+
+
+CHECKED = {'version': 1, 'cgroups': dict(SPEC['cgroups'], ct101={
+    'controllers': ['cpu', 'memory', 'pids'],
+    # uid alone: the report's gid after is the one the kernel keeps
+    'perms': {'mode': '0750', 'uid': 1000},
+    'file_perms': {'cgroup.procs': {'mode': '0664', 'gid': 1001}},
+    'properties': SPEC['cgroups']['ct101']['properties']})}
+
+
+@pytest.mark.parametrize('mode', ['strict', 'opport', 'bind'])
+def test_check_mode_reports_the_same_and_writes_nothing(sandbox, mode):
+    args = dict(spec=CHECKED, mode=mode)
+    if mode != 'strict':
+        _premade(sandbox)
+        args['prune'] = True
     before = snapshot(sandbox)
-    check = run(sandbox, spec=SPEC, check=True, diff=True)
-    assert check['changed'] is True
+    check = run(sandbox, check=True, diff=True, **args)
+    assert check['changed'] is True and not check.get('failed'), check
     assert snapshot(sandbox) == before
-    real = run(sandbox, spec=SPEC, diff=True)
-    assert check['created'] == real['created']
-    assert [(w['cgroup'], w['property'], w['after']) for w in check['writes']] == \
-        [(w['cgroup'], w['property'], w['after']) for w in real['writes']]
+    real = run(sandbox, diff=True, **args)
+    assert real['changed'] is True and not real.get('failed'), real
+    # the whole report: what is created, each write with its value before
+    # and the value read back, owners and modes, what is pruned
+    assert _report(check) == _report(real)
+    assert check['diff'] == real['diff']
+    assert real['writes'] and real['perms'] and real['created']
+    if mode != 'strict':
+        assert [r['cgroup'] for r in real['removed']] == ['ct101/stale/deeper', 'ct101/stale']
+        shares = [w for w in real['writes'] if w['cgroup'] == 'ct101' and w['property'] == 'cpu.shares'][0]
+        assert (shares['before'], shares['after']) == ('100', '512')
     # check mode predicts the kernel's rounding and clamping
     assert 'memory:ct101/worker memory.limit_in_bytes = 99999744' in check['diff']['after']
     assert 'cpu:ct101/worker cpu.shares = 2' in check['diff']['after']
-    assert 'memory:ct101' not in real['diff']['before']
-    after_check = run(sandbox, spec=SPEC, check=True, diff=True)
+    after_check = run(sandbox, check=True, diff=True, **args)
     assert after_check['changed'] is False
+    assert _report(after_check) == dict((key, []) for key in REPORT)
     assert after_check['diff']['before'] == after_check['diff']['after']
+
+
+def test_check_mode_of_a_mount_reports_what_the_real_run_does(sandbox):
+    # pids is left out of the view; strict mounts it. Check mode cannot see
+    # inside a hierarchy that is not mounted, so it reports the existing
+    # sandbox subtree (the root of this spec) as new, and says so. Everything
+    # else is the same. (tests/kernel/test_comounted.py compares the whole
+    # report in a hierarchy that a mount makes new.)
+    spec = {'version': 1, 'cgroups': {'ct1': {'pids.max': 50}}}
+    only = set(sandbox.hierarchies) - {'pids'}
+    args = dict(spec=spec, root=sandbox.name)
+    check, real, again = run_calls(sandbox, [(args, True, True), (args, False, True), (args, True, True)], only=only)
+    assert check['changed'] is True and real['changed'] is True, (check, real)
+    assert 'cannot look inside hierarchy pids' in str(check.get('warnings')), check
+    assert check['created'] == [{'cgroup': sandbox.name, 'hierarchy': 'pids'}] + real['created']
+    assert dict(_report(check), created=real['created']) == _report(real)
+    assert real['mounted'] == [{'hierarchy': 'pids', 'path': '/sys/fs/cgroup/pids', 'options': 'pids'}]
+    assert 'pids: mounted at /sys/fs/cgroup/pids, options pids' in real['diff']['after'].splitlines()
+    assert 'mounted' not in real['diff']['before']
+    assert again['changed'] is False and _report(again) == dict((key, []) for key in REPORT), again
+
+
+def test_strict_root_property_that_differs_is_no_conflict(sandbox):
+    # '/' is the hierarchy root: it always exists, and in strict it is
+    # converged, not a conflict, even where the rest of the tree is new.
+    spec = {'version': 1, 'cgroups': {'/': {'memory.limit_in_bytes': '300M', 'pids.max': 500},
+                                      'app': {'memory.limit_in_bytes': '100M'}}}
+    assert read(sandbox, 'memory', 'memory.limit_in_bytes') == UNLIMITED
+    result = run(sandbox, spec=spec)
+    assert result['changed'] is True and not result.get('failed'), result
+    root = dict((w['property'], (w['before'], w['after'])) for w in result['writes'] if w['cgroup'] == '/')
+    assert root == {'memory.limit_in_bytes': ('max', str(300 << 20)), 'pids.max': ('max', '500')}
+    assert read(sandbox, 'memory', 'memory.limit_in_bytes') == str(300 << 20)
+    assert read(sandbox, 'pids', 'pids.max') == '500'
+    assert read(sandbox, 'memory', 'app', 'memory.limit_in_bytes') == str(100 << 20)
+    assert sorted((c['hierarchy'], c['cgroup']) for c in result['created']) == [('memory', 'app'), ('pids', 'app')]
+    again = run(sandbox, spec=spec)
+    assert again['changed'] is False and not again.get('failed') and again['writes'] == [], again
