@@ -13,6 +13,7 @@ UNLIMITED = '9223372036854771712'
     ('memory', 'memory.limit_in_bytes', 100000000, '99999744'),
     ('memory', 'memory.limit_in_bytes', '512M', str(512 << 20)),
     ('memory', 'memory.soft_limit_in_bytes', -1, UNLIMITED),
+    ('memory', 'memory.limit_in_bytes', -1, UNLIMITED),
     ('memory', 'memory.limit_in_bytes', 'max', UNLIMITED),
     ('cpuset', 'cpuset.cpus', '0,1', '0-1'),
     ('cpuset', 'cpuset.cpus', '0-0,1', '0-1'),
@@ -30,8 +31,10 @@ def test_second_run_sees_the_kernel_normalised_value_as_equal(sandbox, hierarchy
     assert read(sandbox, hierarchy, 'ct', prop) == reads_back
     written = [w for w in first['writes'] if w['property'] == prop][0]
     assert written['after'] in (reads_back, 'max')  # the read-back value is reported
-    second = run(sandbox, spec=spec, mode='opport')
-    assert second['changed'] is False, second
+    # strict too: the tree now equals the spec, so it is no conflict
+    for mode in ('strict', 'opport'):
+        second = run(sandbox, spec=spec, mode=mode)
+        assert second['changed'] is False and not second.get('failed'), second
 
 
 def test_directory_and_file_owners_and_modes(sandbox):
@@ -90,3 +93,51 @@ def test_root_from_matches_whole_components(sandbox):
     assert read(sandbox, 'pids', 'new', 'home', 'pids.max') == '1'
     assert read(sandbox, 'pids', 'new', 'home', 'x', 'pids.max') == '2'
     assert read(sandbox, 'pids', 'ab', 'pids.max') == '3'
+
+
+def test_diff_shows_an_owner_and_mode_only_change(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {
+        'controllers': ['pids'],
+        'perms': {'mode': '0750', 'uid': 1000, 'gid': 1001},
+        'file_perms': {'cgroup.procs': {'mode': '0664', 'uid': 1000}},
+        'properties': {'pids.max': 9}}}}
+    assert not run(sandbox, spec=spec).get('failed')
+    os.chmod(sandbox.path('pids', 'ct'), 0o700)
+    os.chown(sandbox.path('pids', 'ct', 'cgroup.procs'), 0, 0)
+    for check in (True, False):
+        result = run(sandbox, spec=spec, mode='opport', check=check, diff=True)
+        assert result['changed'] is True and result['writes'] == [], result
+        before, after = result['diff']['before'].splitlines(), result['diff']['after'].splitlines()
+        assert before != after
+        assert sorted(set(before) - set(after)) == ['pids:ct cgroup.procs uid = 0', 'pids:ct mode = 0700']
+        assert sorted(set(after) - set(before)) == ['pids:ct cgroup.procs uid = 1000', 'pids:ct mode = 0750']
+        # what did not change is shown the same on both sides
+        for line in ('pids:ct uid = 1000', 'pids:ct gid = 1001', 'pids:ct cgroup.procs mode = 0664',
+                     'pids:ct pids.max = 9'):
+            assert line in before and line in after, (line, before)
+    st = os.stat(sandbox.path('pids', 'ct'))
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o750, 1000, 1001)
+    assert os.stat(sandbox.path('pids', 'ct', 'cgroup.procs')).st_uid == 1000
+    again = run(sandbox, spec=spec, mode='opport', diff=True)
+    assert again['changed'] is False and again['diff']['before'] == again['diff']['after']
+
+
+def test_per_controller_roots_match_whole_components(sandbox):
+    # pids moves to its own root, memory to the global one; 'ab' is not below
+    # 'a' in either, so it stays where it is.
+    spec = {'version': 1, 'cgroups': {
+        'a': {'pids.max': 1, 'memory.limit_in_bytes': '64M'},
+        'a/x': {'pids.max': 2, 'memory.limit_in_bytes': '32M'},
+        'ab': {'pids.max': 3, 'memory.limit_in_bytes': '16M'}}}
+    args = dict(spec=spec, root='g', roots={'pids': 'new/home'}, root_from='a')
+    result = run(sandbox, **args)
+    assert result['changed'] and not result.get('failed'), result
+    assert cgroups(sandbox, 'pids') == ['ab', 'new', 'new/home', 'new/home/x']
+    assert cgroups(sandbox, 'memory') == ['ab', 'g', 'g/x']
+    assert read(sandbox, 'pids', 'new', 'home', 'pids.max') == '1'
+    assert read(sandbox, 'pids', 'new', 'home', 'x', 'pids.max') == '2'
+    assert read(sandbox, 'pids', 'ab', 'pids.max') == '3'
+    assert read(sandbox, 'memory', 'g', 'memory.limit_in_bytes') == str(64 << 20)
+    assert read(sandbox, 'memory', 'g', 'x', 'memory.limit_in_bytes') == str(32 << 20)
+    assert read(sandbox, 'memory', 'ab', 'memory.limit_in_bytes') == str(16 << 20)
+    assert run(sandbox, **args)['changed'] is False
