@@ -1,6 +1,7 @@
 """The mode table of DESIGN.md, row by row, on the real kernel (sandboxed)."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -119,6 +120,10 @@ def test_bind_adopts_top_level_and_creates_subcgroups(sandbox):
     result = run(sandbox, spec=SPEC, mode='bind')
     assert result['changed'] and not result.get('failed'), result
     assert read(sandbox, 'memory', 'ct101', 'worker', 'memory.limit_in_bytes') == '99999744'
+    # the adopted top-level cgroup's own limits converge too
+    assert read(sandbox, 'memory', 'ct101', 'memory.limit_in_bytes') == str(512 << 20)
+    assert read(sandbox, 'cpu', 'ct101', 'cpu.shares') == '512'
+    assert read(sandbox, 'pids', 'ct101', 'pids.max') == '200'
     assert run(sandbox, spec=SPEC, mode='bind')['changed'] is False
 
 
@@ -263,3 +268,39 @@ def test_strict_root_property_that_differs_is_no_conflict(sandbox):
     assert sorted((c['hierarchy'], c['cgroup']) for c in result['created']) == [('memory', 'app'), ('pids', 'app')]
     again = run(sandbox, spec=spec)
     assert again['changed'] is False and not again.get('failed') and again['writes'] == [], again
+
+
+def test_prune_never_removes_a_cgroup_with_tasks(sandbox):
+    for parts in (('ct1', 'keep'), ('ct1', 'busy', 'empty'), ('ct1', 'stale')):
+        os.makedirs(sandbox.path('pids', *parts))
+    spec = {'version': 1, 'cgroups': {'ct1': {'pids.max': 20}, 'ct1/keep': {}}}
+    sleeper = subprocess.Popen(['sleep', '600'])  # ours: killed below by its PID
+    try:
+        _write(sandbox.path('pids', 'ct1', 'busy', 'cgroup.procs'), str(sleeper.pid))
+        result = run(sandbox, spec=spec, mode='opport', prune=True)
+        assert result['changed'] and not result.get('failed'), result
+        assert sorted(r['cgroup'] for r in result['removed']) == ['ct1/busy/empty', 'ct1/stale']
+        assert 'Not pruned: pids:ct1/busy has tasks' in str(result.get('warnings')), result
+        assert cgroups(sandbox, 'pids') == ['ct1', 'ct1/busy', 'ct1/keep']
+        assert read(sandbox, 'pids', 'ct1', 'busy', 'cgroup.procs') == str(sleeper.pid)
+        again = run(sandbox, spec=spec, mode='opport', prune=True)
+        assert again['changed'] is False and again['removed'] == [], again
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_bind_prunes_below_its_top_level_cgroups(sandbox):
+    # the premount step made ct1; a checkpointed container's leftovers below
+    # it go, and so do those below the view root that the spec names as '/'
+    for parts in (('ct1', 'keep'), ('ct1', 'stale', 'deeper'), ('old',)):
+        os.makedirs(sandbox.path('pids', *parts))
+    spec = {'version': 1, 'cgroups': {'/': {'pids.max': 100}, 'ct1': {'pids.max': 20}, 'ct1/keep': {}}}
+    check = run(sandbox, spec=spec, mode='bind', prune=True, check=True)
+    result = run(sandbox, spec=spec, mode='bind', prune=True)
+    assert result['changed'] and not result.get('failed'), result
+    assert _report(check) == _report(result)
+    assert sorted(r['cgroup'] for r in result['removed']) == ['ct1/stale', 'ct1/stale/deeper', 'old']
+    assert cgroups(sandbox, 'pids') == ['ct1', 'ct1/keep']
+    assert read(sandbox, 'pids', 'ct1', 'pids.max') == '20'
+    assert run(sandbox, spec=spec, mode='bind', prune=True)['changed'] is False

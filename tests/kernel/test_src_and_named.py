@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from modrun import COLLECTIONS, read, run
+from modrun import COLLECTIONS, read, run, snapshot
 
 SPEC = {'version': 1, 'cgroups': {'ct': {'pids.max': 42, 'memory.limit_in_bytes': '32M'}}}
 
@@ -34,6 +34,10 @@ def test_src_problems_are_clear(sandbox):
     assert result['failed'] and 'as JSON' in result['msg'], result
     result = run(sandbox, spec=SPEC, src=bad)
     assert result['failed'] and 'mutually exclusive' in result['msg'], result
+    before = snapshot(sandbox)
+    result = run(sandbox, mode='opport')
+    assert result['failed'] and 'one of the following is required: spec, src' in result['msg'], result
+    assert snapshot(sandbox) == before
 
 
 def test_yaml_spec_without_pyyaml_says_so(tmp_path):
