@@ -16,6 +16,8 @@ in qemu-system-x86_64:
   (a checkout may live there) and keep the VM's changes to themselves;
 - cgroup2 on /sys/fs/cgroup with every controller enabled in the root's
   cgroup.subtree_control;
+- one block device, /dev/nullb0 (null_blk: it stores nothing), with the
+  iocost policy on, so io.max and io.weight take its per-device lines;
 - a run directory shared read-write at the same path inside and outside
   (V2VM_SHARE in the command's environment), for files in both directions;
 - no network, unless --ssh-port asks for one: then a virtio card on qemu's
@@ -62,9 +64,11 @@ INIT_SCRIPT = os.path.join(REPO, 'tools', 'v2vm', 'init')
 CACHE_DIR = os.path.join(REPO, 'build', 'v2vm')
 BUSYBOX = '/bin/busybox'
 QEMU = 'qemu-system-x86_64'
-# What /init loads: the 9p filesystem over virtio-pci, overlayfs, and the
-# virtio network card (used only with ssh_port), with their dependencies.
-MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay', 'virtio_net')
+# What /init loads: the 9p filesystem over virtio-pci, overlayfs, the
+# virtio network card (used only with ssh_port), and null_blk, a block device
+# that stores nothing (/dev/nullb0), for the io controller's per-device files;
+# with their dependencies.
+MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay', 'virtio_net', 'null_blk')
 # The guest's address on qemu's user-mode network (slirp's default).
 GUEST_ADDRESS = '10.0.2.15'
 # Host variables that the command keeps; everything else starts clean.

@@ -11,8 +11,10 @@ Order (DESIGN.md, "Order of writes"):
      widening hierarchical limits, the other settings (memory limit/memsw
      and cfs period/quota in the order the current values need), file perms;
   3. bottom-up: narrowing hierarchical limits;
-  4. freezer.state;
-  5. prune, bottom-up.
+  4. prune, bottom-up;
+  5. bottom-up: controllers disabled in cgroup v2's cgroup.subtree_control
+     (what the spec turns off, and what only the pruned cgroups needed);
+  6. freezer.state and cgroup.freeze, last.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -234,10 +236,17 @@ def _v2_needs(target):
 
 
 def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
-    """{(hierarchy, path): write action of cgroup.subtree_control} for cgroup v2:
-    each controller a cgroup needs is enabled from the top down to its parent,
-    and no further. A controller the parent does not offer, or a cgroup with
-    processes of its own (the no-internal-processes rule), is refused by name."""
+    """cgroup.subtree_control for cgroup v2: each controller a cgroup needs is
+    enabled from the top down to its parent, and no further. A controller the
+    parent does not offer, or a cgroup with processes of its own (the
+    no-internal-processes rule), is refused by name.
+
+    Returns (enables, disables, final, need): enables and disables are
+    {(hierarchy, path): write action}; enables go top-down, disables (what an
+    explicit cgroup.subtree_control turns off) bottom-up, since the kernel
+    refuses to disable a controller that a child still enables (EBUSY).
+    final is each cgroup's set after the plan, need the set its spec
+    descendants (and its own explicit value) need."""
     need, explicit = {}, {}
     for h, paths in by_hierarchy.items():
         if hierarchy_of[h].version != 2:
@@ -251,7 +260,7 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
             for depth in range(len(path)):
                 need.setdefault((h, path[:depth]), set()).update(needed)
     kind = properties.kind_of('cgroup.subtree_control')
-    final, actions = {}, {}
+    final, enables, disables = {}, {}, {}
     for h, path in sorted(need, key=lambda key: (len(key[1]), key)):
         state = state_of(h, path)
         is_new = (h, path) in created
@@ -279,11 +288,72 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
                           'rule); move its processes into a child cgroup first.'
                           % (', '.join(sorted(desired - current)), where))
         final[(h, path)] = desired
-        if desired != current:
-            prop = explicit.get((h, path))
-            actions[(h, path)] = _action('write', h, path, 'cgroup.subtree_control',
-                                         properties.writes_for('cgroup.subtree_control', desired, current),
-                                         current, desired, prop.spec_value if prop else None)
+        prop = explicit.get((h, path))
+        spec_value = prop.spec_value if prop else None
+        widest = current | desired
+        if widest != current:
+            enables[(h, path)] = _subtree_write(h, path, current, widest, spec_value)
+        if widest != desired:
+            disables[(h, path)] = _subtree_write(h, path, widest, desired, spec_value)
+    return enables, disables, final, need
+
+
+def _subtree_write(h, path, before, after, spec_value=None):
+    return _action('write', h, path, 'cgroup.subtree_control',
+                   properties.writes_for('cgroup.subtree_control', after, before), before, after, spec_value)
+
+
+def _prune_disables(removals, observed, by_hierarchy, hierarchy_of, final, need):
+    """Write actions, bottom-up, that disable in cgroup.subtree_control what
+    only the pruned cgroups needed: in each cgroup of a pruned subtree that
+    lost a descendant, keep the controllers its spec descendants need, its
+    explicit cgroup.subtree_control, and what its remaining children enable
+    themselves; drop the rest. A cgroup with a remaining child the spec does
+    not name (kept for its tasks) is left as it is, since what that child
+    uses is unknown; so is the host's own root cgroup, and everything above
+    a top-level cgroup of the spec (shared with other containers)."""
+    removed = set((a.hierarchy, a.path) for a in removals)
+    kind = properties.kind_of('cgroup.subtree_control')
+    actions = []
+    for (h, top), entries in sorted(observed.subtrees.items()):
+        if hierarchy_of[h].version != 2:
+            continue
+        named = set()
+        for path in by_hierarchy.get(h, {}):
+            named.add(path)
+            named.update(ancestors(path))
+        children = {}
+        for path, _tasks in entries:
+            if (h, path) not in removed:
+                children.setdefault(path[:-1], []).append(path)
+        lost = set()
+        for path, _tasks in entries:
+            if (h, path) in removed:
+                lost.update(path[:depth] for depth in range(len(top), len(path)))
+        after = {}
+
+        def enabled(path):
+            """The set a cgroup ends with: after this pass, after the plan's
+            enabling, or as the kernel has it."""
+            found = after.get(path, final.get((h, path)))
+            if found is None:
+                live = observed.cgroups.get((h, path), MISSING).values.get('cgroup.subtree_control')
+                found = kind.read(live or '')
+            return found
+
+        for path in sorted(lost - set(p for _h, p in removed if _h == h), key=lambda p: (-len(p), p)):
+            kids = children.get(path, [])
+            if path not in named or any(kid not in named for kid in kids) or \
+                    (not path and hierarchy_of[h].root == '/'):
+                continue
+            current = enabled(path)
+            keep = set(need.get((h, path), ()))
+            for kid in kids:
+                keep.update(enabled(kid))
+            desired = current & frozenset(keep)
+            after[path] = desired
+            if desired != current:
+                actions.append(_subtree_write(h, path, current, desired))
     return actions
 
 
@@ -442,7 +512,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             elif path:
                 conflicts.append((h, path))
             top_down.append((len(path), h, path, target))
-    enables = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
+    enables, disables, final_controllers, need = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
     if enables:
         listed = set((h, path) for _d, h, path, _t in top_down)
         top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
@@ -493,8 +563,15 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
         if block:
             setup.extend(block)
 
+    # Controllers are disabled bottom-up, after the other narrowing writes
+    # and after prune has removed the cgroups that used them.
     narrow = sorted(phases.narrow, key=lambda a: -len(a.path))
-    actions.extend(setup + narrow + phases.last)
+    removals, skipped = _prune(by_hierarchy, observed) if prune else ([], [])
+    disabling = list(disables.values())
+    if removals:
+        disabling += _prune_disables(removals, observed, by_hierarchy, hierarchy_of, final_controllers, need)
+    disabling.sort(key=lambda a: (-len(a.path), a.hierarchy, a.path))
+    actions.extend(setup + narrow + removals + disabling + phases.last)
 
     if mode == 'strict' and conflicts and [a for a in actions if a.kind != 'mount']:
         raise Refusal('Failed to restore in strict mode: %d cgroup(s) of the spec already exist and differ from it: '
@@ -502,10 +579,6 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                       % (len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
                          + (' ...' if len(conflicts) > 10 else '')))
 
-    skipped = []
-    if prune:
-        removals, skipped = _prune(by_hierarchy, observed)
-        actions.extend(removals)
     return Plan(actions=actions, skipped_prune=skipped, warnings=warnings)
 
 

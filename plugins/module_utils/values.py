@@ -343,21 +343,36 @@ class KeyedLines(Kind):
                 items.append((key, rest.strip()))
         return tuple(sorted(items))
 
+    def _line_same(self, key, val, have):
+        return key in have and Kind().same(val, have[key])
+
     def same(self, desired, current, page_size=4096):
         have = dict(current)
-        return all(key in have and Kind().same(val, have[key]) for key, val in desired)
+        return all(self._line_same(key, val, have) for key, val in desired)
 
     def delta(self, target, current):
         """Only the lines whose key is missing or differs: one write() each."""
         have = dict(current or ())
-        return ['%s %s' % (key, val) for key, val in target
-                if key not in have or not Kind().same(val, have[key])]
+        return ['%s %s' % (key, val) for key, val in target if not self._line_same(key, val, have)]
 
     def render(self, canonical):
         return ['%s %s' % item for item in canonical]
 
     def show(self, canonical):
         return ', '.join('%s %s' % item for item in canonical)
+
+
+class IoWeight(KeyedLines):
+    """cgroup v2 io.weight and io.bfq.weight: 'default N' and 'MAJ:MIN N'
+    lines. 'MAJ:MIN default' drops a device's own weight, and the kernel
+    then shows no line for it."""
+
+    name = 'io weight lines'
+
+    def _line_same(self, key, val, have):
+        if val == 'default' and key != 'default':
+            return have.get(key, 'default') == 'default'
+        return super(IoWeight, self)._line_same(key, val, have)
 
 
 class OomControl(Kind):
@@ -478,9 +493,10 @@ class IoMax(Kind):
         return self._parse_lines(raw.splitlines())
 
     def same(self, desired, current, page_size=4096):
+        # The kernel shows no line for a device whose limits are all max, and
+        # leaves out no key of a line it shows: what is missing is max.
         have = dict((dev, dict(limits)) for dev, limits in current)
-        return all(dev in have and all(have[dev].get(k, 'max') == v for k, v in limits)
-                   for dev, limits in desired)
+        return all(have.get(dev, {}).get(k, 'max') == v for dev, limits in desired for k, v in limits)
 
     def render(self, canonical):
         return ['%s %s' % (dev, ' '.join('%s=%s' % kv for kv in limits)) for dev, limits in canonical]
@@ -492,6 +508,31 @@ class IoMax(Kind):
 
     def show(self, canonical):
         return ', '.join(self.render(canonical))
+
+
+class Partition(Kind):
+    """cgroup v2 cpuset.cpus.partition: member, root or isolated. The kernel
+    keeps the type it was given even when it cannot honour it, and then reads
+    back e.g. 'root invalid (Parent is not a partition root)': writing 'root'
+    again changes nothing, so only the type is compared, and the read-back
+    text (with the reason) is what the result shows."""
+
+    name = 'partition type'
+    one_line = True
+    TYPES = ('member', 'root', 'isolated')
+
+    def parse(self, value):
+        # A snapshot may carry the kernel's text, reason and all.
+        words = _single_line(_scalar_text(value)).split()
+        if not words or words[0] not in self.TYPES:
+            raise ValueError('expected member, root or isolated, got %r' % (value,))
+        return words[0]
+
+    def read(self, raw):
+        return ' '.join(raw.split())
+
+    def same(self, desired, current, page_size=4096):
+        return desired.split()[:1] == current.split()[:1]
 
 
 class ControllerSet(Kind):

@@ -136,7 +136,8 @@ V2_HOST = hz.discover(hz.parse_mountinfo(
     lambda p: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'])
 
 
-def plan_v2(cgroups, live=None, mode='strict', hierarchies=None, translate='auto', unmappable='fail', **kw):
+def plan_v2(cgroups, live=None, mode='strict', hierarchies=None, translate='auto', unmappable='fail', subtrees=None,
+            **kw):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
     warnings = []
     targets, planned = tg.resolve(spec, hierarchies or V2_HOST, {}, sp.parse_remap(None, None, None),
@@ -145,7 +146,7 @@ def plan_v2(cgroups, live=None, mode='strict', hierarchies=None, translate='auto
                      'cgroup.procs': '', 'cgroup.type': 'domain'})
     live = dict(live or {})
     live.setdefault(('', ()), root)
-    return make_plan(targets, planned, Observed(live, {}, 4096), mode, **kw), warnings
+    return make_plan(targets, planned, Observed(live, subtrees or {}, 4096), mode, **kw), warnings
 
 
 def writes_of(result):
@@ -309,3 +310,65 @@ def test_use_hierarchy_and_clone_children_are_written_before_the_child_mkdir():
                      'mkdir memory:ct/child'] or s[:3] == ['write memory:ct memory.use_hierarchy',
                                                             'write memory:ct cgroup.clone_children',
                                                             'mkdir memory:ct/child']
+
+
+def v2_cgroup(subtree_control='', **values):
+    found = {'cgroup.subtree_control': subtree_control, 'cgroup.procs': '', 'cgroup.type': 'domain'}
+    found.update((name.replace('_', '.'), text) for name, text in values.items())
+    return existing(found)
+
+
+def subtree_writes(result):
+    return [(sp.show_path(a.path), a.writes[0][1]) for a in result.actions
+            if a.kind == 'write' and a.prop == 'cgroup.subtree_control']
+
+
+def test_v2_prune_disables_bottom_up_what_only_the_pruned_cgroups_needed():
+    root = existing({'cgroup.controllers': 'cpuset cpu io memory hugetlb pids', 'cgroup.subtree_control': 'memory pids',
+                     'cgroup.procs': '', 'cgroup.type': 'domain'})
+    live = {('', ()): root,
+            ('', ('ct',)): v2_cgroup('memory pids', memory_max=str(1 << 30)),
+            ('', ('ct', 'a')): v2_cgroup('pids', memory_max=str(512 << 20))}
+    subtrees = {('', ('ct',)): [(('ct', 'a'), False), (('ct', 'old'), False), (('ct', 'a', 'old'), False)]}
+    cgroups = {'ct': {'memory.max': '1G'}, 'ct/a': {'memory.max': '512M'}}
+    result, _w = plan_v2(cgroups, live, mode='opport', subtrees=subtrees, prune=True)
+    assert steps(result) == ['rmdir :ct/a/old', 'rmdir :ct/old', 'write :ct/a cgroup.subtree_control',
+                             'write :ct cgroup.subtree_control']
+    # ct keeps memory for ct/a; the root, above the top-level cgroup, is left alone
+    assert subtree_writes(result) == [('ct/a', '-pids'), ('ct', '-pids')]
+    assert [a.after for a in result.actions if a.kind == 'write'] == [frozenset(), frozenset(['memory'])]
+    # nothing pruned: nothing disabled (without prune, enabled controllers are left on)
+    result, _w = plan_v2(cgroups, live, mode='opport', subtrees={('', ('ct',)): [(('ct', 'a'), False)]}, prune=True)
+    assert result.actions == []
+    result, _w = plan_v2(cgroups, live, mode='opport', subtrees=subtrees)
+    assert result.actions == []
+
+
+def test_v2_prune_keeps_what_the_spec_asks_for_and_what_a_busy_child_may_use():
+    root = existing({'cgroup.controllers': 'cpuset cpu io memory hugetlb pids', 'cgroup.subtree_control': 'memory pids',
+                     'cgroup.procs': '', 'cgroup.type': 'domain'})
+    live = {('', ()): root, ('', ('ct',)): v2_cgroup('memory pids cpu', memory_max=str(1 << 30))}
+    subtrees = {('', ('ct',)): [(('ct', 'old'), False)]}
+    explicit = {'ct': {'memory.max': '1G', 'cgroup.subtree_control': ['pids']}}
+    result, _w = plan_v2(explicit, live, mode='bind', subtrees=subtrees, prune=True)
+    assert steps(result) == ['rmdir :ct/old', 'write :ct cgroup.subtree_control']
+    assert result.actions[-1].after == frozenset(['pids'])
+    # a child kept for its tasks: what it uses is unknown, so ct is left as it is
+    subtrees = {('', ('ct',)): [(('ct', 'busy'), True), (('ct', 'old'), False)]}
+    result, _w = plan_v2({'ct': {'memory.max': '1G'}}, live, mode='opport', subtrees=subtrees, prune=True)
+    assert steps(result) == ['rmdir :ct/old'] and result.skipped_prune == [':ct/busy']
+
+
+def test_v2_explicit_subtree_control_turns_controllers_off_bottom_up():
+    root = existing({'cgroup.controllers': 'cpuset cpu io memory hugetlb pids', 'cgroup.subtree_control': 'memory cpu',
+                     'cgroup.procs': '', 'cgroup.type': 'domain'})
+    live = {('', ()): root, ('', ('ct',)): v2_cgroup('memory', memory_max='max'),
+            ('', ('ct', 'a')): v2_cgroup('memory', memory_max='max', cgroup_freeze='0')}
+    cgroups = {'ct': {'cgroup.subtree_control': ['cpu'], 'memory.max': '1G'},
+               'ct/a': {'controllers': ['unified'], 'properties': {'cgroup.subtree_control': [], 'cgroup.freeze': 1}}}
+    result, _w = plan_v2(cgroups, live, mode='opport')
+    # on first (top-down, before ct/a's writes), off last (children first), then the freeze
+    assert steps(result) == ['write :ct cgroup.subtree_control', 'write :ct memory.max',
+                             'write :ct/a cgroup.subtree_control', 'write :ct cgroup.subtree_control',
+                             'write :ct/a cgroup.freeze']
+    assert subtree_writes(result) == [('ct', '+cpu'), ('ct/a', '-memory'), ('ct', '-memory')]

@@ -95,3 +95,44 @@ def test_net_cls_classid_hex_and_decimal():
 def test_text_values_compare_integers_as_integers():
     assert same('cpu.some_future_knob', '010', '10')
     assert not same('cpu.some_future_knob', 'on', 'off')
+
+
+def test_io_max_missing_device_or_key_means_max():
+    # the kernel shows no line for a device whose limits are all max
+    assert same('io.max', ['8:0 rbps=max'], '')
+    assert same('io.max', ['8:0 rbps=max wiops=max'], '8:16 rbps=1000 wbps=max riops=max wiops=max\n')
+    assert same('io.max', ['8:0 rbps=1000'], '8:0 rbps=1000 wbps=max riops=max wiops=max\n')
+    assert same('io.max', ['8:0 wbps=max'], '8:0 rbps=1000\n')  # a key the kernel leaves out is max
+    assert not same('io.max', ['8:0 rbps=1000'], '')
+    assert not same('io.max', ['8:0 rbps=max'], '8:0 rbps=1000 wbps=max riops=max wiops=max\n')
+    kind = properties.kind_of('io.max')
+    target = kind.parse(['8:0 rbps=max', '8:16 wbps=2000'])
+    assert kind.delta(target, kind.read('')) == ['8:16 wbps=2000']
+
+
+def test_io_weight_device_default_means_no_line():
+    assert same('io.weight', {'default': 100, '8:0': 'default'}, 'default 100\n')
+    assert same('io.weight', ['8:0 200'], 'default 100\n8:0 200\n')
+    assert not same('io.weight', ['8:0 default'], 'default 100\n8:0 200\n')
+    assert not same('io.weight', ['default 200'], 'default 100\n')
+    kind = properties.kind_of('io.weight')
+    assert kind.delta(kind.parse(['8:0 default', '8:16 50']), kind.read('default 100\n')) == ['8:16 50']
+
+
+def test_cpuset_partition_compares_the_type_the_kernel_keeps():
+    assert same('cpuset.cpus.partition', 'root', 'root\n')
+    assert same('cpuset.cpus.partition', 'root', 'root invalid (Parent is not a partition root)\n')
+    assert same('cpuset.cpus.partition', 'root invalid (Cpu list in cpuset.cpus not exclusive)', 'root\n')
+    assert same('cpuset.cpus.partition', 'member', 'member\n')
+    assert not same('cpuset.cpus.partition', 'member', 'root invalid (Parent is not a partition root)\n')
+    assert not same('cpuset.cpus.partition', 'isolated', 'root\n')
+    kind = properties.kind_of('cpuset.cpus.partition')
+    assert kind.show(kind.read('root invalid (Parent is not a partition root)\n')) == \
+        'root invalid (Parent is not a partition root)'
+    with pytest.raises(ValueError):
+        kind.parse('leaf')
+
+
+def test_memory_min_rounds_to_the_page_and_takes_max():
+    assert same('memory.min', 100000000, '99999744') and same('memory.min', 'max', 'max')
+    assert properties.kind_of('memory.min').render(v.UNLIMITED) == ['max']
