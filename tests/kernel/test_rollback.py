@@ -1,9 +1,11 @@
 """A kernel refusal in the middle of a tree: strict and bind roll back
 everything, opport applies the rest and lists what failed."""
 
+import json
 import os
+import sys
 
-from modrun import cgroups, read, run, snapshot
+from modrun import MODULE, cgroups, module_env, read, run, snapshot
 
 UNLIMITED = '9223372036854771712'
 
@@ -89,3 +91,72 @@ def test_opport_goes_on_below_a_cgroup_whose_write_failed(sandbox):
         [('ct1', 'cpuset.cpus'), ('ct1/child', 'cpuset.cpus')]
     assert cgroups(sandbox, 'cpuset') == ['ct1', 'ct1/child']
     assert read(sandbox, 'cpuset', 'ct1', 'child', 'cpuset.mems') == '0'
+
+
+# Runs the module in the sandbox's namespace, then shows that namespace's
+# mounts and view: the mount made and undone there is seen nowhere else.
+MOUNT_THEN_FAIL = r'''
+import json, os, subprocess, sys
+proc = subprocess.run([sys.executable] + sys.argv[1:], stdout=subprocess.PIPE, universal_newlines=True)
+with open('/proc/self/mountinfo') as handle:
+    mountinfo = handle.read()
+print(json.dumps({'result': json.loads(proc.stdout), 'mountinfo': mountinfo,
+                  'view': sorted(os.listdir('/sys/fs/cgroup'))}))
+'''
+
+
+def _visible_hierarchies(mountinfo):
+    """Names of the cgroup mounts under /sys/fs/cgroup that sit on the
+    view's tmpfs (the host's, hidden below it, are listed too)."""
+    found = set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        point, fstype = fields[4], fields[fields.index('-') + 1]
+        if point == '/sys/fs/cgroup':
+            found = set()  # a later mount hides what was there
+        elif fstype == 'cgroup' and os.path.dirname(point) == '/sys/fs/cgroup':
+            found.add(os.path.basename(point))
+    return found
+
+
+def test_strict_unmounts_what_it_mounted_when_a_later_write_fails(sandbox):
+    # pids is left out of the view, so strict mounts it (whole hierarchy,
+    # re-rooted into the sandbox subtree); then a cpuset write is refused.
+    spec = {'version': 1, 'cgroups': {
+        'ct1': {'controllers': ['cpuset', 'pids'],
+                'properties': {'pids.max': 50, 'cpuset.mems': '0', 'cpuset.cpus': '99'}}}}
+    before = snapshot(sandbox)
+    args = os.path.join(sandbox.work, 'args.json')
+    with open(args, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': dict(spec=spec, root=sandbox.name)}, handle)
+    only = set(sandbox.hierarchies) - {'pids'}
+    proc = sandbox.run([sys.executable, '-c', MOUNT_THEN_FAIL, MODULE, args], only=only, env=module_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    result = out['result']
+    assert result['failed'] and "cpuset.cpus = '99'" in result['msg'], result
+    assert result['mounted'] and 'mount /sys/fs/cgroup/pids' in result['rolled_back'], result
+    assert not result['rollback_errors'], result
+    # read back in the module's own namespace: no mount there, no directory
+    assert 'pids' not in _visible_hierarchies(out['mountinfo'])
+    assert 'pids' not in out['view'] and 'memory' in _visible_hierarchies(out['mountinfo'])
+    assert snapshot(sandbox) == before
+
+
+def test_strict_rollback_restores_a_changed_root_value(sandbox):
+    # '/' exists and is converged in strict; when a write later in the tree
+    # is refused, its old value comes back with the rest.
+    spec = {'version': 1, 'cgroups': {
+        '/': {'memory.limit_in_bytes': '300M', 'pids.max': 500},
+        'ct1': {'controllers': ['cpuset', 'memory'],
+                'properties': {'memory.limit_in_bytes': '64M', 'cpuset.mems': '0', 'cpuset.cpus': '0'}},
+        'ct1/z': {'cpuset.mems': '0', 'cpuset.cpus': '99'}}}
+    before = snapshot(sandbox)
+    result = run(sandbox, spec=spec)
+    assert result['failed'] and "cpuset:ct1/z cpuset.cpus = '99'" in result['msg'], result
+    assert 'write memory:/ memory.limit_in_bytes' in result['rolled_back'], result
+    assert 'write pids:/ pids.max' in result['rolled_back'], result
+    assert not result['rollback_errors'], result
+    assert read(sandbox, 'memory', 'memory.limit_in_bytes') == UNLIMITED
+    assert read(sandbox, 'pids', 'pids.max') == 'max'
+    assert snapshot(sandbox) == before
