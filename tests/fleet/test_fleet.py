@@ -14,17 +14,25 @@ import sys
 import pytest
 import yaml
 
+import cgroup_sandbox
 from conftest import COLLECTIONS, REPO, TEST_PREFIX
 
 FLEET = os.path.join(REPO, 'tools', 'fleet.py')
 VENV_BIN = os.path.dirname(sys.executable)
 
-# Each host gets its own pids.max (100 + its number), from one group_vars file.
-GROUP_VARS = {'cgroup_fleet_containers': {'ct1': {'version': 1, 'cgroups': {
+# Two containers per host, from one group_vars file: ct1 (2 cgroups, 4
+# properties; its own pids.max on each host, 100 + its number) and ct2 (1
+# cgroup, 1 property). A first restore creates 3 cgroups and writes 5 properties.
+CT1 = {'version': 1, 'cgroups': {
     'ct1': {'controllers': ['memory', 'pids'],
             'properties': {'memory.limit_in_bytes': '64M',
                            'pids.max': "{{ 100 + inventory_hostname.split('-')[1] | int }}"}},
-    'ct1/app': {'pids.max': 50, 'memory.limit_in_bytes': 100000000}}}}}
+    'ct1/app': {'pids.max': 50, 'memory.limit_in_bytes': 100000000}}}
+CT2 = {'version': 1, 'cgroups': {'ct2': {'controllers': ['pids'], 'properties': {'pids.max': 20}}}}
+GROUP_VARS = {'cgroup_fleet_containers': {'ct1': CT1, 'ct2': CT2}}
+FIRST = 'ok, 3 cgroups created, 5 properties changed, 0 failures'
+NOTHING = 'ok, 0 cgroups created, 0 properties changed, 0 failures'
+RESTORE_TASK = 'Restore all containers of the host in one call'
 
 
 class Fleet:
@@ -81,6 +89,17 @@ class Run:
         self.recap = {host: dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', counts))
                       for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', output, re.M)}
 
+    def task_results(self, task):
+        """{host: [result lines]} of every run of the task (one block per batch)."""
+        found = {}
+        for block in re.findall(r'^TASK \[%s\].*?\n(.*?)(?=^TASK \[|^PLAY |\Z)' % re.escape(task),
+                                self.output, re.M | re.S):
+            for line in block.splitlines():
+                match = re.match(r'^(ok|changed|fatal|failed|skipping): \[(fleet-\d+)\]', line)
+                if match:
+                    found.setdefault(match.group(2), []).append(line)
+        return found
+
 
 @pytest.fixture
 def fleet(tmp_path):
@@ -121,6 +140,8 @@ def _listening_sockets(pid):
 def test_each_host_is_an_sshd_on_its_own_address_with_its_own_cgroup_view(fleet):
     hosts = fleet.state['hosts']
     assert [h['name'] for h in hosts] == ['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4']
+    hierarchies = cgroup_sandbox.host_hierarchies()
+    assert hierarchies and 'memory' in hierarchies or '' in hierarchies, hierarchies
     namespaces = set()
     for host in hosts:
         assert os.readlink('/proc/%d/exe' % host['pid']) == '/usr/sbin/sshd'
@@ -129,27 +150,40 @@ def test_each_host_is_an_sshd_on_its_own_address_with_its_own_cgroup_view(fleet)
         namespaces.add(os.readlink('/proc/%d/ns/mnt' % host['pid']))
         with open('/proc/%d/mountinfo' % host['pid']) as handle:
             mounts = handle.read()
-        # its /sys/fs/cgroup/<h> is its own sandbox subtree, and /run/lock is private
-        memory = os.stat(os.path.join('/sys/fs/cgroup/memory', host['sandbox']))
-        inside = os.stat('/proc/%d/root/sys/fs/cgroup/memory' % host['pid'])
-        assert (inside.st_dev, inside.st_ino) == (memory.st_dev, memory.st_ino)
+        # Its view lists exactly the hierarchies of this machine, and each
+        # /sys/fs/cgroup/<h> is its own sandbox subtree; /run/lock is private.
+        view = '/proc/%d/root/sys/fs/cgroup' % host['pid']
+        if '' in hierarchies:  # pure cgroup v2: the sandbox cgroup is the view itself
+            pairs = [(view, os.path.join('/sys/fs/cgroup', host['sandbox']))]
+        else:
+            assert sorted(os.listdir(view)) == sorted(hierarchies), (host['name'], os.listdir(view))
+            pairs = [(os.path.join(view, h), os.path.join('/sys/fs/cgroup', h, host['sandbox'])) for h in hierarchies]
+        for inside_path, sandbox_path in pairs:
+            inside, subtree = os.stat(inside_path), os.stat(sandbox_path)
+            assert (inside.st_dev, inside.st_ino) == (subtree.st_dev, subtree.st_ino), (inside_path, sandbox_path)
         assert re.search(r' /run/lock ', mounts), mounts
     assert os.readlink('/proc/self/ns/mnt') not in namespaces and len(namespaces) == 4
 
     # A dry run across the fleet writes nothing.
     run = fleet.playbook('restore_limits', '--check')
     assert run.rc == 0, run.output
-    assert all(run.summary[h].startswith('ok, 2 cgroups would be created, 4 properties would be changed, 0 failures')
+    assert all(run.summary[h].startswith('ok, 3 cgroups would be created, 5 properties would be changed, 0 failures')
                for h in run.summary) and len(run.summary) == 4, run.output
-    assert all(fleet.kernel(h['name'], 'pids', 'ct1') is None for h in hosts)
+    assert all(fleet.kernel(h['name'], 'pids', ct) is None for h in hosts for ct in ('ct1', 'ct2'))
 
-    # The real run: each host's own value, read through its sandbox path.
+    # The real run: both containers of each host in ONE module call (one
+    # result per host, no loop), each host's own value read through its sandbox path.
     run = fleet.playbook('restore_limits')
     assert run.rc == 0 and len(run.summary) == 4, run.output
+    calls = run.task_results(RESTORE_TASK)
+    assert sorted(calls) == ['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4'], run.output
+    assert all(len(lines) == 1 and lines[0].startswith('changed: ') and 'item=' not in lines[0]
+               for lines in calls.values()), calls
     for number, host in enumerate(hosts, 1):
-        assert run.summary[host['name']] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+        assert run.summary[host['name']] == FIRST, run.output
         assert fleet.kernel(host['name'], 'pids', 'ct1', 'pids.max') == str(100 + number)
         assert fleet.kernel(host['name'], 'memory', 'ct1', 'app', 'memory.limit_in_bytes') == '99999744'
+        assert fleet.kernel(host['name'], 'pids', 'ct2', 'pids.max') == '20'
         # the module's lock was taken in the host's private /run/lock
         assert os.listdir(os.path.join('/tmp/cgroup-sandbox', host['sandbox'], 'lock'))
 
@@ -159,12 +193,18 @@ def test_each_host_is_an_sshd_on_its_own_address_with_its_own_cgroup_view(fleet)
     assert run.rc == 0, run.output
     assert sorted(os.listdir(out)) == ['fleet-1', 'fleet-2', 'fleet-3', 'fleet-4']
     for number, host in enumerate(hosts, 1):
-        assert os.listdir(os.path.join(out, host['name'])) == ['ct1.yml']
+        # one file per host AND container, each with only its container's cgroups
+        assert sorted(os.listdir(os.path.join(out, host['name']))) == ['ct1.yml', 'ct2.yml']
         with open(os.path.join(out, host['name'], 'ct1.yml')) as handle:
             spec = yaml.safe_load(handle)
         assert sorted(spec['cgroups']) == ['ct1', 'ct1/app']
         assert str(spec['cgroups']['ct1']['properties']['pids.max']) \
             == fleet.kernel(host['name'], 'pids', 'ct1', 'pids.max') == str(100 + number)
+        with open(os.path.join(out, host['name'], 'ct2.yml')) as handle:
+            spec = yaml.safe_load(handle)
+        assert sorted(spec['cgroups']) == ['ct2']
+        assert str(spec['cgroups']['ct2']['properties']['pids.max']) == fleet.kernel(host['name'], 'pids', 'ct2',
+                                                                                      'pids.max') == '20'
 
 
 def test_a_host_whose_sshd_is_killed_fails_alone_and_converges_when_back(fleet):
@@ -186,7 +226,7 @@ def test_a_host_whose_sshd_is_killed_fails_alone_and_converges_when_back(fleet):
         run.output
     assert 'port 22: Connection refused' in run.summary['fleet-3'], run.output
     for name in ('fleet-1', 'fleet-2', 'fleet-4'):
-        assert run.summary[name] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+        assert run.summary[name] == FIRST, run.output
         assert fleet.kernel(name, 'pids', 'ct1', 'pids.max') == str(100 + int(name[-1]))
     assert fleet.kernel('fleet-3', 'pids', 'ct1') is None
     assert run.recap['fleet-3']['failed'] == 1 and run.recap['fleet-4']['failed'] == 0, run.output
@@ -196,10 +236,10 @@ def test_a_host_whose_sshd_is_killed_fails_alone_and_converges_when_back(fleet):
     assert 'fleet-3 up again on %s' % victim['address'] in fleet.tool('start', 'fleet-3').stdout
     run = fleet.playbook('restore_limits', '-e', 'cgroup_fleet_serial=2')
     assert run.rc == 0, run.output
-    assert run.summary['fleet-3'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+    assert run.summary['fleet-3'] == FIRST, run.output
     assert fleet.kernel('fleet-3', 'pids', 'ct1', 'pids.max') == '103'
     for name in ('fleet-1', 'fleet-2', 'fleet-4'):
-        assert run.summary[name] == 'ok, 0 cgroups created, 0 properties changed, 0 failures', run.output
+        assert run.summary[name] == NOTHING, run.output
         assert run.recap[name]['changed'] == 0, run.output
 
 
@@ -215,7 +255,7 @@ def test_a_host_with_an_invalid_spec_fails_alone_with_its_message(fleet):
     message = "Invalid spec: cgroup 'ct1', property 'pids.max': expected a whole number or max, got 'lots'."
     assert run.summary['fleet-2'] == 'FAILED, 0 cgroups created, 0 properties changed, 1 failure: ' + message, \
         run.output
-    assert run.summary['fleet-1'] == run.summary['fleet-3'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures'
+    assert run.summary['fleet-1'] == run.summary['fleet-3'] == FIRST
     assert run.summary['fleet-4'] == 'not run: the run stopped before its batch', run.output
     assert fleet.kernel('fleet-2', 'pids', 'ct1') is None and fleet.kernel('fleet-4', 'pids', 'ct1') is None
     assert fleet.kernel('fleet-3', 'pids', 'ct1', 'pids.max') == '103'
@@ -224,8 +264,8 @@ def test_a_host_with_an_invalid_spec_fails_alone_with_its_message(fleet):
     run = fleet.playbook('restore_limits')
     assert run.rc != 0, run.output
     assert run.summary['fleet-2'].endswith(message), run.output
-    assert run.summary['fleet-4'] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
-    assert run.summary['fleet-1'] == run.summary['fleet-3'] == 'ok, 0 cgroups created, 0 properties changed, 0 failures'
+    assert run.summary['fleet-4'] == FIRST, run.output
+    assert run.summary['fleet-1'] == run.summary['fleet-3'] == NOTHING
     assert fleet.kernel('fleet-4', 'pids', 'ct1', 'pids.max') == '104'
     assert fleet.kernel('fleet-2', 'pids', 'ct1') is None
     assert [h for h, r in run.recap.items() if r['failed']] == ['fleet-2'], run.output
@@ -253,3 +293,58 @@ def test_migrate_restores_the_source_limits_under_another_root_in_bind_mode(flee
         assert view not in handle.read()
     run = fleet.playbook('migrate', *args)
     assert run.rc == 0 and run.recap['fleet-4']['changed'] == 0, run.output
+
+
+def test_a_host_whose_containers_overlap_is_refused_with_its_message(fleet):
+    # fleet-1: ct2 names a cgroup inside ct1's; fleet-2: ct2 names ct1's very
+    # cgroup. Merged into one spec, one would silently take over the other.
+    fleet.write_vars('host_vars', 'fleet-1', {'cgroup_fleet_containers': {'ct1': CT1, 'ct2': {
+        'version': 1, 'cgroups': {'ct1/app': {'controllers': ['pids'], 'properties': {'pids.max': 7}}}}}})
+    fleet.write_vars('host_vars', 'fleet-2', {'cgroup_fleet_containers': {'ct1': CT1, 'ct2': {
+        'version': 1, 'cgroups': {'ct1': {'controllers': ['pids'], 'properties': {'pids.max': 7}}}}}})
+    run = fleet.playbook('restore_limits')
+    assert run.rc != 0, run.output
+    refused = 'FAILED, 0 cgroups created, 0 properties changed, 1 failure: Failed to restore: the containers\' cgroups ' \
+              'overlap (%s). Give each container of cgroup_fleet_containers its own cgroups; nothing was written.'
+    assert run.summary['fleet-1'] == refused % "ct2's cgroup /ct1/app lies inside ct1's cgroup /ct1", run.output
+    assert run.summary['fleet-2'] == refused % 'ct1 and ct2 both name the cgroup /ct1', run.output
+    assert run.summary['fleet-3'] == run.summary['fleet-4'] == FIRST, run.output
+    # The refused hosts got no module call and have nothing written.
+    assert sorted(run.task_results(RESTORE_TASK)) == ['fleet-3', 'fleet-4'] or all(
+        line.startswith('skipping') for h in ('fleet-1', 'fleet-2') for line in run.task_results(RESTORE_TASK)[h]), \
+        run.output
+    for name in ('fleet-1', 'fleet-2'):
+        assert fleet.kernel(name, 'pids', 'ct1') is None and fleet.kernel(name, 'memory', 'ct1') is None
+        assert run.recap[name]['failed'] == 1, run.output
+    assert fleet.kernel('fleet-4', 'pids', 'ct2', 'pids.max') == '20'
+
+
+def test_opport_adopts_existing_cgroups_on_the_hosts_chosen_by_cgroup_fleet_hosts(fleet):
+    # ct1 is already there on fleet-1 and fleet-3 (made from outside, in their
+    # sandboxes), with a pids.max that differs from the spec's.
+    for name in ('fleet-1', 'fleet-3'):
+        for hierarchy in ('memory', 'pids'):
+            os.mkdir(os.path.join('/sys/fs/cgroup', hierarchy, fleet.host(name)['sandbox'], 'ct1'))
+        for hierarchy, prop, value in (('pids', 'pids.max', '7'), ('memory', 'memory.limit_in_bytes', '64M')):
+            with open(os.path.join('/sys/fs/cgroup', hierarchy, fleet.host(name)['sandbox'], 'ct1', prop), 'w') as f:
+                f.write(value)
+    chosen = ['-e', 'cgroup_fleet_mode=opport', '-e', 'cgroup_fleet_hosts=fleet-1,fleet-3']
+    run = fleet.playbook('restore_limits', *chosen)
+    assert run.rc == 0, run.output
+    # Only the chosen hosts ran; ct1 adopted and converged (pids.max, and
+    # ct1/app's two limits), ct1/app and ct2 created.
+    assert sorted(run.summary) == sorted(run.recap) == ['fleet-1', 'fleet-3'], run.output
+    for name, number in (('fleet-1', 1), ('fleet-3', 3)):
+        assert run.summary[name] == 'ok, 2 cgroups created, 4 properties changed, 0 failures', run.output
+        assert run.recap[name]['changed'] == 1, run.output
+        assert fleet.kernel(name, 'pids', 'ct1', 'pids.max') == str(100 + number)
+        assert fleet.kernel(name, 'memory', 'ct1', 'memory.limit_in_bytes') == str(64 << 20)
+        assert fleet.kernel(name, 'pids', 'ct1', 'app', 'pids.max') == '50'
+        assert fleet.kernel(name, 'pids', 'ct2', 'pids.max') == '20'
+    for name in ('fleet-2', 'fleet-4'):
+        assert fleet.kernel(name, 'pids', 'ct1') is None and fleet.kernel(name, 'pids', 'ct2') is None
+    # Converged: a second run changes nothing.
+    run = fleet.playbook('restore_limits', *chosen)
+    assert run.rc == 0 and sorted(run.summary) == ['fleet-1', 'fleet-3'], run.output
+    assert run.summary['fleet-1'] == run.summary['fleet-3'] == NOTHING, run.output
+    assert run.recap['fleet-1']['changed'] == run.recap['fleet-3']['changed'] == 0, run.output
