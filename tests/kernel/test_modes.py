@@ -236,8 +236,7 @@ def test_check_mode_of_a_mount_reports_what_the_real_run_does(sandbox):
     # pids is left out of the view; strict mounts it. Check mode cannot see
     # inside a hierarchy that is not mounted, so it reports the existing
     # sandbox subtree (the root of this spec) as new, and says so. Everything
-    # else is the same. (tests/kernel/test_comounted.py compares the whole
-    # report in a hierarchy that a mount makes new.)
+    # else is the same.
     spec = {'version': 1, 'cgroups': {'ct1': {'pids.max': 50}}}
     only = set(sandbox.hierarchies) - {'pids'}
     args = dict(spec=spec, root=sandbox.name)
