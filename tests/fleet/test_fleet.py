@@ -294,6 +294,24 @@ def test_migrate_restores_the_source_limits_under_another_root_in_bind_mode(flee
     run = fleet.playbook('migrate', *args)
     assert run.rc == 0 and run.recap['fleet-4']['changed'] == 0, run.output
 
+    # The verification catches a destination that differs: ct1/app's pids.max
+    # changed from outside, then the migration checked again without restoring.
+    app = os.path.join('/sys/fs/cgroup/pids', fleet.host('fleet-4')['sandbox'], 'lxc', 'ct1', 'app', 'pids.max')
+    with open(app, 'w') as handle:
+        handle.write('49')
+    run = fleet.playbook('migrate', '--skip-tags', 'cgroup_fleet_migrate_restore', *args)
+    assert run.rc != 0 and run.recap['fleet-4']['failed'] == 1, run.output
+    assert 'Failed to migrate ct1: limits differ on fleet-4: ' in run.output, run.output
+    differences = re.search(r'limits differ on fleet-4: (\[.*\])"', run.output).group(1)
+    assert "'source': 'ct1/app', 'destination': 'lxc/ct1/app'" in differences, differences
+    assert "'pids.max': 49" in differences and "'pids.max': 50" in differences, differences
+    assert 'ct1/app' in differences and "'source': 'ct1'," not in differences, differences
+    assert fleet.kernel('fleet-4', 'pids', 'lxc', 'ct1', 'app', 'pids.max') == '49'
+    # A full run (bind mode adopts and converges) puts it right again.
+    run = fleet.playbook('migrate', *args)
+    assert run.rc == 0 and run.recap['fleet-4']['changed'] >= 1, run.output
+    assert fleet.kernel('fleet-4', 'pids', 'lxc', 'ct1', 'app', 'pids.max') == '50'
+
 
 def test_a_host_whose_containers_overlap_is_refused_with_its_message(fleet):
     # fleet-1: ct2 names a cgroup inside ct1's; fleet-2: ct2 names ct1's very
