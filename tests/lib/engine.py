@@ -8,9 +8,12 @@ import errno
 import json
 import os
 import sys
+import time
 
 from compared import COMPARED_FILES
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, CgroupError
 
@@ -70,6 +73,15 @@ def call(job):
     return result
 
 
+# Files reset never writes: task lists are not settings.
+NOT_RESET = ('tasks', 'cgroup.procs')
+
+
+def _read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
 def reset(baseline_dirs, baseline):
     """Put the sandbox back as the baseline had it, with plain os calls."""
     for hierarchy in sorted(os.listdir(ROOT)):
@@ -79,19 +91,93 @@ def reset(baseline_dirs, baseline):
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda item: -item[0].count('/')):
             if os.path.relpath(dirpath, ROOT) not in baseline_dirs:
                 os.rmdir(dirpath)
-    for rel, entry in sorted(baseline.items(), key=lambda item: item[0].count('/')):
+    by_depth = sorted(baseline, key=lambda rel: rel.count('/'))
+    missing = [rel for rel in by_depth if not os.path.isdir(os.path.join(ROOT, rel))]
+    # Settings before mkdir: a root left with a tiny memory limit refuses
+    # the mkdir of a pruned cgroup (ENOMEM).
+    _reset_settings([(rel, baseline[rel]) for rel in by_depth if rel not in missing])
+    for rel in missing:
+        os.mkdir(os.path.join(ROOT, rel))  # pruned by a case whose spec names the root
+    _reset_settings([(rel, baseline[rel]) for rel in missing])
+
+
+def _reset_settings(entries):
+    pending = []
+    for rel, entry in entries:
         path = os.path.join(ROOT, rel)
-        if not os.path.isdir(path):
-            os.mkdir(path)  # pruned by a case whose spec names the root
         os.chmod(path, entry['perms'][0])
         os.chown(path, entry['perms'][1], entry['perms'][2])
         for name, value in entry.items():
             if name.startswith('perms:'):
                 os.chmod(os.path.join(path, name[6:]), value[0])
                 os.chown(os.path.join(path, name[6:]), value[1], value[2])
-            elif name != 'perms' and name not in ('devices.list', 'memory.memsw.limit_in_bytes'):
-                with open(os.path.join(path, name), 'w') as handle:
-                    handle.write(value.strip() or '\n')
+            elif name != 'perms' and name not in NOT_RESET and _read(os.path.join(path, name)) != value:
+                if name == 'devices.list':
+                    # devices.list is read-only: deny all, then allow line by line
+                    lines = ['a' if line == 'a *:* rwm' else line for line in value.split('\n') if line]
+                    pending.append((os.path.join(path, 'devices.deny'), 'a'))
+                    pending.extend((os.path.join(path, 'devices.allow'), line) for line in lines)
+                    continue
+                if name == 'memory.oom_control':
+                    value = value.split()[1]  # only oom_kill_disable is writable
+                pending.append((os.path.join(path, name), value.strip() or '\n'))
+    # Some writes depend on others (memsw and the limit, a parent's cpuset or
+    # quota and its child's), and the kernel takes a moment to let a removed
+    # child go (deny-all is refused while it is still online): later passes
+    # write what an earlier one refused.
+    for attempt in range(300):
+        time.sleep(0.01 if attempt else 0)
+        refused = []
+        for path, text in pending:
+            try:
+                with open(path, 'w') as handle:
+                    handle.write(text)
+            except OSError as exc:
+                refused.append((path, text, exc))
+        pending = [(path, text) for path, text, _exc in refused]
+        if not pending:
+            return
+    path, text, exc = refused[0]
+    raise OSError(exc.errno, 'reset: writing %r to %s: %s' % (text, path, exc.strerror))
+
+
+def allowed_cgroups(params):
+    """Snapshot keys ('memory/r1/ct') of the spec's cgroups after the root
+    remap, with their ancestors: the only cgroups a call may change. Worked
+    out by the module_utils spec reader and target resolver; empty when they
+    refuse the request (then nothing may change at all). Also the spec's
+    cgroups themselves, below which prune may remove cgroups."""
+    try:
+        spec, options = restore.read_request(params)
+        kernel, hierarchies = hz.read_hierarchies(options.mountpoint)
+        targets = tg.resolve(spec, hierarchies, kernel, options.remap, options.mountpoint,
+                             options.allow_systemd_managed, options.translate, options.translate_unmappable, [])[0]
+    except CgroupError:
+        return set(), set()
+    allowed, named = set(), set()
+    for target in targets:
+        top = target.hierarchy.mount_point
+        named.add(os.path.relpath(os.path.join(top, *target.path), ROOT))
+        for depth in range(len(target.path) + 1):
+            # a hierarchy the call mounts is new as a whole: its root may appear
+            if depth or not target.path or target.planned:
+                allowed.add(os.path.relpath(os.path.join(top, *target.path[:depth]), ROOT))
+    return allowed, named
+
+
+def outside_spec(before, after, params):
+    """The differences between two listings that lie outside the spec's
+    cgroups (removals below them are allowed with prune)."""
+    allowed, named = allowed_cgroups(params)
+    outside = []
+    for key in differences(before, after):
+        if key in allowed:
+            continue
+        pruned = params.get('prune') and key in before and key not in after and \
+            any(key.startswith(top + '/') for top in named)
+        if not pruned:
+            outside.append(key)
+    return outside
 
 
 def fault_at(step, moving_pid=None):
@@ -163,21 +249,26 @@ def rollback_busy(job):
 
 def fuzz(job):
     """Generated arguments through the engine: every outcome is a success or
-    one clear CgroupError, never another exception; nothing outside the
-    spec's cgroups changes (a canary tree must stay as it was)."""
+    one clear CgroupError, never another exception. Nothing outside the
+    spec's cgroups (after the root remap) and their ancestors changes, in a
+    full listing of the sandbox; a refusal changes nothing at all; and a
+    canary tree outside every spec stays as it was."""
     from hypothesis import HealthCheck, given, settings
-    from fuzz_cases import ARGUMENTS
+    from fuzz_cases import ARGUMENTS, CATEGORIES, categories
 
     canary = os.path.join(ROOT, 'memory', 'canary')
     baseline = snapshot()
     baseline_dirs = set(baseline)
-    tally = {'cases': 0, 'ok': 0, 'refused': 0, 'failed': 0}
+    tally = {'cases': 0, 'ok': 0, 'refused': 0, 'failed': 0, 'rollback_errors': 0}
+    hits = dict((name, 0) for name in CATEGORIES)
     problems = []
 
     @settings(max_examples=job['cases'], database=None, deadline=None, derandomize=job.get('derandomize', True),
               suppress_health_check=list(HealthCheck))
     @given(ARGUMENTS)
     def case(params):
+        for name in categories(params):
+            hits[name] += 1
         params = dict(params, lock_timeout=5, mountpoint=ROOT)
         tally['cases'] += 1
         try:
@@ -190,17 +281,52 @@ def fuzz(job):
         if outcome != 'ok' and (not msg or 'Traceback' in msg or '\n' in msg.strip()):
             problems.append('unclear message %r for %r' % (msg, params))
         after = snapshot()
-        changed = [k for k in differences(baseline, after) if k.startswith('memory/canary')]
+        changed = differences(baseline, after)
+        if outcome == 'refused' and changed:
+            problems.append('refused, yet changed %s: %r with %r' % (changed, msg, params))
+        if report.get('rollback_errors'):
+            tally['rollback_errors'] += 1
+        elif outcome == 'failed' and 'opport' not in str(params.get('mode')) and changed:
+            # strict and bind roll back: what is left must be reported
+            problems.append('rolled back, yet changed %s: %r with %r' % (changed, msg, params))
+        outside = outside_spec(baseline, after, params)
+        if outside:
+            problems.append('changed outside the spec: %s with %r' % (outside, params))
         cgroups = (params.get('spec') or {}).get('cgroups') if isinstance(params.get('spec'), dict) else None
         # prune below the root ('/') may remove the empty canary: that is inside the spec
         prunes_root = params.get('prune') and isinstance(cgroups, dict) and any(
             isinstance(k, str) and k.strip('/') == '' and k for k in cgroups)
-        if (changed or not os.path.isdir(canary)) and not prunes_root:
-            problems.append('canary changed: %s with %r' % (changed, params))
-        reset(baseline_dirs, baseline)
+        canary_changed = [k for k in changed if k.startswith('memory/canary')]
+        if (canary_changed or not os.path.isdir(canary)) and not prunes_root:
+            problems.append('canary changed: %s with %r' % (canary_changed, params))
+        if changed:
+            reset(baseline_dirs, baseline)
+            left = differences(baseline, snapshot())
+            if left:
+                # a later case would be judged against a wrong baseline
+                problems.append('reset left %s after %r' % (left, params))
 
     case()
-    return {'tally': tally, 'problems': problems[:20], 'problem_count': len(problems)}
+    return {'tally': tally, 'categories': hits, 'problems': problems[:20], 'problem_count': len(problems)}
+
+
+def inject(job):
+    """An errno (job['errno'], e.g. 'ENOENT') raised through the seam at every
+    write of job['prop']: the message the kernel's refusal would give."""
+    code = getattr(errno, job['errno'])
+
+    def hook(number, action):
+        if action.kind == 'write' and action.prop == job['prop']:
+            raise OSError(code, os.strerror(code))
+    before = snapshot()
+    warnings = []
+    Applier.fault_hook = staticmethod(hook)
+    try:
+        outcome, report = run(job['params'], warn=warnings.append)
+    finally:
+        Applier.fault_hook = None
+    return {'outcome': outcome, 'msg': report.get('msg'), 'failed_items': report.get('failed_items'),
+            'created': report.get('created'), 'warnings': warnings, 'diff': differences(before, snapshot())}
 
 
 def race(job):
