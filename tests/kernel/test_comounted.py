@@ -9,12 +9,12 @@ kernel has freed the hierarchy this test made (a v1 hierarchy lives on in
 the kernel while it has cgroups)."""
 
 import os
+import subprocess
 import time
 
 import pytest
 
 from modrun import run_calls
-from test_net_prio import _in_private_namespace
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 
@@ -25,6 +25,11 @@ REPORT = ('created', 'mounted', 'perms', 'writes', 'removed', 'failed_items')
 def _mount_script(target):
     """Shell that mounts net_cls and net_prio as one hierarchy at target."""
     return 'mkdir -p %s && mount -t cgroup -o %s none %s' % (target, PAIR, target)
+
+
+def _in_private_namespace(script):
+    return subprocess.run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script],
+                          stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
 
 
 def _release_hierarchy(mount, ours):
