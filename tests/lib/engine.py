@@ -180,9 +180,12 @@ def outside_spec(before, after, params):
     return outside
 
 
-def fault_at(step, moving_pid=None):
+def fault_at(step, moving_pid=None, seen=None):
+    """A fault hook failing step `step`; `seen` gets the failed action."""
     def hook(number, action):
         if number == step:
+            if seen is not None:
+                seen.append(action)
             if moving_pid is not None:
                 # A task appears in the cgroups this call created: rollback's
                 # rmdir meets EBUSY.
@@ -194,34 +197,85 @@ def fault_at(step, moving_pid=None):
     return hook
 
 
+def setting_differences(expected, got):
+    """(cgroup key, setting) pairs where two listings differ; a cgroup that
+    one of them lacks is (key, 'cgroup')."""
+    found = set()
+    for key in set(expected) | set(got):
+        if key not in expected or key not in got:
+            found.add((key, 'cgroup'))
+        else:
+            names = set(expected[key]) | set(got[key])
+            found.update((key, name) for name in names if expected[key].get(name) != got[key].get(name))
+    return found
+
+
+def item_setting(item, dirs, listing):
+    """The (cgroup key, setting) that a reported failed item leaves undone,
+    named as in the listing: a cgroup that is not there is (key, 'cgroup')."""
+    top = dirs[item['hierarchy']]
+    key = top if item['cgroup'] == '/' else top + '/' + item['cgroup']
+    if key not in listing or item['action'] == 'mkdir':
+        return (key, 'cgroup')
+    if item['action'] in ('chmod', 'chown'):
+        return (key, 'perms:' + item['property'] if item['property'] else 'perms')
+    return (key, item['property'])
+
+
 def campaign(job):
     """Make step k fail for every k; strict/bind: the sandbox is as before;
-    opport: exactly the failed item is reported, the rest applied."""
+    opport: the reported failed items are exactly the settings that differ
+    from a clean run's, property by property, in the independent listing."""
     params = job['params']
     total = count_actions(params)
     baseline = snapshot()
     baseline_dirs = set(baseline)
+    opport = params.get('mode') == 'opport'
+    if opport:
+        dirs = dict((h.name, os.path.relpath(h.mount_point, ROOT)) for h in hz.read_hierarchies(ROOT)[1])
+        outcome, _report = run(params)
+        clean = snapshot()
+        reset(baseline_dirs, baseline)
+        assert outcome == 'ok', _report
     results = []
     for step in range(1, total + 1):
-        Applier.fault_hook = staticmethod(fault_at(step))
+        seen = []
+        Applier.fault_hook = staticmethod(fault_at(step, seen=seen))
         outcome, report = run(params)
         Applier.fault_hook = None
         entry = {'step': step, 'outcome': outcome}
-        if params.get('mode') in ('strict', 'bind', None):
+        if not opport:
             entry['diff'] = differences(baseline, snapshot())
             entry['ok'] = outcome == 'failed' and not entry['diff'] and not report.get('rollback_errors')
         else:
+            got = snapshot()
             failed = report.get('failed_items', [])
+            reported = set(item_setting(f, dirs, got) for f in failed)
+            undone = setting_differences(clean, got)
             entry['failed_items'] = [(f['hierarchy'], f['cgroup'], f['property'], f['error'][:90]) for f in failed]
+            entry['unreported'] = sorted(undone - reported)
+            entry['settings_undone'] = len(undone)
+            # A setting that an earlier step of the same call already wrote
+            # (the plan writes a new cpuset's cpus twice) may fail unseen.
+            applied = set(item_setting(dict(w, action='write'), dirs, got) for w in report.get('writes', []))
+            entry['reported_but_applied'] = sorted(reported - undone - applied)
+            entry['failed_after_applied'] = len((reported - undone) & applied)
+            action = seen[0]
             injected = [f for f in failed if 'injected fault at step %d' % step in f['error']]
-            # a clean re-run must touch exactly what was reported failed or skipped
-            _outcome, again = run(params)
-            reported = set((f['hierarchy'], f['cgroup']) for f in failed)
-            redone = set((w['hierarchy'], w['cgroup']) for w in again.get('writes', []) + again.get('created', [])
-                         + again.get('perms', []))
-            entry['redone_outside_failed'] = sorted('%s:%s' % r for r in redone - reported)
-            entry['ok'] = (outcome == 'failed' and len(injected) == 1 and not entry['redone_outside_failed']
-                           and again.get('failed_items') == [])
+            entry['injected_reported'] = [(f['hierarchy'], f['cgroup'], f['property']) for f in injected] == [
+                (action.hierarchy, '/'.join(action.path) or '/', action.prop)]
+            # Items below a cgroup that could not be created are each reported
+            # as skipped; two plan steps on one setting give two such items.
+            items = [tuple(sorted(f.items())) for f in failed]
+            entry['duplicates'] = len(items) - len(set(items))
+            entry['duplicate_skips'] = len([f for f in failed if f['error'].startswith('skipped:')]) - len(
+                set(i for i, f in zip(items, failed) if f['error'].startswith('skipped:')))
+            # a clean re-run changes only settings that were reported failed
+            again, _report = run(params)
+            entry['rerun_changed_unreported'] = sorted(setting_differences(got, snapshot()) - reported)
+            entry['ok'] = (outcome == 'failed' and entry['injected_reported'] and not entry['unreported']
+                           and not entry['reported_but_applied'] and entry['duplicates'] == entry['duplicate_skips']
+                           and again == 'ok' and not entry['rerun_changed_unreported'])
         results.append(entry)
         reset(baseline_dirs, baseline)
         if differences(baseline, snapshot()):
