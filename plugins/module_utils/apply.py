@@ -366,14 +366,20 @@ class Applier:
 
     def _undo_mkdir(self, hierarchy, path):
         fs = self.handles[hierarchy]
-        for delay in _RMDIR_RETRIES + (None,):
+        start = time.time()
+        for attempt, delay in enumerate(_RMDIR_RETRIES + (None,), 1):
             try:
                 fs.rmdir(path)
                 return
             except OSError as exc:
                 # EBUSY: a task or a child appeared; give it a moment.
-                if exc.errno != errno.EBUSY or delay is None:
+                if exc.errno != errno.EBUSY:
                     raise
+                if delay is None:
+                    # say that it was retried, so the report shows the backoff happened
+                    raise OSError(errno.EBUSY, 'rmdir refused with EBUSY after %d attempts over %.2f s: the '
+                                  'cgroup has tasks or child cgroups; move them out and remove it'
+                                  % (attempt, time.time() - start))
                 time.sleep(delay)
 
     def _undo_write(self, hierarchy, path, prop, before, after):

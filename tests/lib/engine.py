@@ -293,9 +293,12 @@ def rollback_busy(job):
         os.execvp('sleep', ['sleep', '60'])
     try:
         Applier.fault_hook = staticmethod(fault_at(job['step'], moving_pid=pid))
+        start = time.time()
         outcome, report = run(params)
+        seconds = time.time() - start
         Applier.fault_hook = None
-        return {'outcome': outcome, 'msg': report.get('msg'), 'rollback_errors': report.get('rollback_errors')}
+        return {'outcome': outcome, 'msg': report.get('msg'), 'rollback_errors': report.get('rollback_errors'),
+                'seconds': seconds}
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
