@@ -203,8 +203,8 @@ def test_each_host_is_an_sshd_on_its_own_address_with_its_own_cgroup_view(fleet)
         with open(os.path.join(out, host['name'], 'ct2.yml')) as handle:
             spec = yaml.safe_load(handle)
         assert sorted(spec['cgroups']) == ['ct2']
-        assert str(spec['cgroups']['ct2']['properties']['pids.max']) == fleet.kernel(host['name'], 'pids', 'ct2',
-                                                                                      'pids.max') == '20'
+        assert str(spec['cgroups']['ct2']['properties']['pids.max']) \
+            == fleet.kernel(host['name'], 'pids', 'ct2', 'pids.max') == '20'
 
 
 def test_a_host_whose_sshd_is_killed_fails_alone_and_converges_when_back(fleet):
