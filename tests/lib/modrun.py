@@ -79,8 +79,6 @@ def read(sandbox, hierarchy, *parts):
         return handle.read().strip()
 
 
-
-
 def snapshot(sandbox):
     """Every cgroup of the sandbox with its owner, mode and settings, read
     from the host: compare two snapshots to prove nothing changed."""
