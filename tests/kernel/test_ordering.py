@@ -3,7 +3,9 @@ wrong order would meet."""
 
 import os
 
-from modrun import read, run
+import pytest
+
+from modrun import read, run, snapshot
 
 MEMSW = '/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'
 
@@ -14,7 +16,6 @@ def _writes(result):
 
 def test_memory_limit_and_memsw_raised_and_lowered(sandbox):
     if not os.path.exists(MEMSW):
-        import pytest
         pytest.skip('swap accounting is off on this kernel (no memory.memsw.limit_in_bytes)')
 
     def spec(limit, memsw):
@@ -106,16 +107,48 @@ def test_cfs_period_refused_then_quota_then_period(sandbox):
     assert run(sandbox, spec=spec, mode='opport')['changed'] is False
 
 
-def test_child_quota_above_parent_is_refused_and_rolled_back(sandbox):
+def changed_settings(before, after):
+    """(cgroup, setting) pairs where two snapshots differ; a cgroup that only
+    one of them has is (cgroup, 'cgroup')."""
+    found = set()
+    for key in set(before) | set(after):
+        if key not in before or key not in after:
+            found.add((key, 'cgroup'))
+        else:
+            found.update((key, name) for name in set(before[key]) | set(after[key])
+                         if before[key].get(name) != after[key].get(name))
+    return found
+
+
+@pytest.mark.parametrize('mode', ['strict', 'bind', 'opport'])
+def test_child_quota_above_parent_is_refused_and_rolled_back(sandbox, mode):
     spec = {'version': 1, 'cgroups': {
-        'ct': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 50000},
-        'ct/child': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 80000},
+        'ct': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 50000, 'pids.max': 20},
+        'ct/child': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 80000, 'pids.max': 10},
     }}
-    result = run(sandbox, spec=spec)
+    if mode != 'strict':
+        # adopted: ct exists, with old settings
+        for hierarchy in ('cpu', 'pids'):
+            os.mkdir(sandbox.path(hierarchy, 'ct'))
+        with open(sandbox.path('pids', 'ct', 'pids.max'), 'w') as handle:
+            handle.write('77')
+    before = snapshot(sandbox)
+    result = run(sandbox, spec=spec, mode=mode)
     # the child is written first (bottom-up); the parent's quota below it is refused
     assert result['failed'] and "cpu:ct cpu.cfs_quota_us = '50000'" in result['msg'], result
     assert 'EINVAL' in result['msg'] and "within its parent's" in result['msg']
-    assert not os.path.exists(sandbox.path('cpu', 'ct'))
+    after = snapshot(sandbox)
+    if mode != 'opport':
+        assert after == before  # rolled back: every cgroup, setting, owner and mode
+        return
+    # opport: exactly that item failed, and the rest was applied
+    assert [(i['hierarchy'], i['cgroup'], i['property']) for i in result['failed_items']] == \
+        [('cpu', 'ct', 'cpu.cfs_quota_us')], result
+    assert changed_settings(before, after) == {('cpu:ct/child', 'cgroup'), ('pids:ct/child', 'cgroup'),
+                                               ('pids:ct', 'pids.max')}
+    assert after['cpu:ct']['cpu.cfs_quota_us'].strip() == '-1'
+    assert after['cpu:ct/child']['cpu.cfs_quota_us'].strip() == '80000'
+    assert after['pids:ct']['pids.max'].strip() == '20' and after['pids:ct/child']['pids.max'].strip() == '10'
 
 
 def test_freezer_state_is_written_last(sandbox):
