@@ -220,6 +220,10 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
     return phases
 
 
+# The controllers a threaded cgroup offers its children (the kernel's
+# threaded ones); domain controllers stop at a threaded subtree's root.
+THREADED_CONTROLLERS = frozenset(['cpu', 'cpuset', 'perf_event', 'pids'])
+
 # v1 controllers that v2 has under another name, or not at all
 _V2_CONTROLLER = {'cpuacct': 'cpu', 'blkio': 'io', 'devices': None, 'freezer': None, 'net_cls': None,
                   'net_prio': None, 'perf_event': None, 'unified': None}
@@ -247,7 +251,9 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
     refuses to disable a controller that a child still enables (EBUSY).
     final is each cgroup's set after the plan, need the set its spec
     descendants (and its own explicit value) need."""
-    need, explicit = {}, {}
+    # threaded: cgroups that are or become threaded; such a cgroup, and its
+    # parent (the threaded subtree's domain), enable threaded controllers only
+    need, explicit, threaded = {}, {}, set()
     for h, paths in by_hierarchy.items():
         if hierarchy_of[h].version != 2:
             continue
@@ -256,9 +262,12 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
                 if prop.name == 'cgroup.subtree_control':
                     explicit[(h, path)] = prop
                     need.setdefault((h, path), set()).update(prop.value)
+                elif prop.name == 'cgroup.type' and prop.value == 'threaded':
+                    threaded.add((h, path))
             needed = _v2_needs(target)
             for depth in range(len(path)):
                 need.setdefault((h, path[:depth]), set()).update(needed)
+    thread_domains = set((h, path[:-1]) for h, path in threaded if path)
     kind = properties.kind_of('cgroup.subtree_control')
     final, enables, disables = {}, {}, {}
     for h, path in sorted(need, key=lambda key: (len(key[1]), key)):
@@ -273,13 +282,22 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
         else:
             offered = kind.read(state.values.get('cgroup.controllers') or '')
         where = '%s:%s' % (h, show_path(path))
+        live_type = (state.values.get('cgroup.type') or '').strip()
+        is_real_root = not path and hierarchy_of[h].root == '/'
+        # the kernel's root cgroup may mix threaded and domain children
+        in_threaded = not is_real_root and (
+            (h, path) in threaded or live_type in ('threaded', 'domain threaded')
+            or (h, path) in thread_domains)
+        if in_threaded:
+            offered = offered & THREADED_CONTROLLERS
         missing = desired - offered
         if missing:
-            raise Refusal('Failed to enable %s in %s cgroup.subtree_control: not in its cgroup.controllers (%s); '
-                          'its parent does not enable %s, or the host does not offer %s.'
-                          % (', '.join(sorted(missing)), where, ' '.join(sorted(offered)) or 'empty',
-                             'them' if len(missing) > 1 else 'it', 'them' if len(missing) > 1 else 'it'))
-        is_real_root = not path and hierarchy_of[h].root == '/'
+            them = 'them' if len(missing) > 1 else 'it'
+            why = ('it is a threaded cgroup or the domain of threaded children, which enables only the threaded '
+                   'controllers (%s)' % ', '.join(sorted(THREADED_CONTROLLERS)) if in_threaded
+                   else 'its parent does not enable %s, or the host does not offer %s' % (them, them))
+            raise Refusal('Failed to enable %s in %s cgroup.subtree_control: not in its cgroup.controllers (%s); %s.'
+                          % (', '.join(sorted(missing)), where, ' '.join(sorted(offered)) or 'empty', why))
         procs = state.values.get('cgroup.procs') if not is_new else None
         if desired - current and procs and procs.strip() and not is_real_root and \
                 (state.values.get('cgroup.type') or 'domain').strip() == 'domain':

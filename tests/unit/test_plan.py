@@ -370,3 +370,18 @@ def test_v2_explicit_subtree_control_turns_controllers_off_bottom_up():
                              'write :ct/a cgroup.subtree_control', 'write :ct cgroup.subtree_control',
                              'write :ct/a cgroup.freeze']
     assert subtree_writes(result) == [('ct', '+cpu'), ('ct/a', '-memory'), ('ct', '-memory')]
+
+
+def test_v2_a_domain_controller_below_a_threaded_cgroup_is_refused_by_name():
+    cgroups = {'ct': {'pids.max': 10}, 'ct/t': {'controllers': ['unified'], 'properties': {'cgroup.type': 'threaded'}},
+               'ct/t/x': {'memory.max': '64M'}}
+    with pytest.raises(Refusal, match=r'enable memory in :ct cgroup.subtree_control: .*the domain of threaded children'):
+        plan_v2(cgroups)
+    cgroups['ct/t/x'] = {'pids.max': 5}
+    result, _w = plan_v2(cgroups)
+    assert ('ct/t', '+pids') in subtree_writes(result)
+
+
+def test_v2_rdma_and_misc_are_v2_names_not_translated():
+    with pytest.raises(Refusal, match=r'enable rdma in :/ cgroup.subtree_control: not in its cgroup.controllers'):
+        plan_v2({'ct': {'rdma.max': 'mlx4_0 hca_handle=2'}})
