@@ -32,7 +32,8 @@ def is_v1_name(name):
 
 def shares_to_weight(shares):
     """Proportional, as systemd does: 1024 shares (the v1 default) is weight
-    100 (the v2 default), and ratios between siblings are kept."""
+    100 (the v2 default), and ratios between siblings are kept. Rounded to
+    the nearest weight, where systemd's integer division truncates."""
     return max(1, min(10000, int(round(shares * 100.0 / 1024))))
 
 
