@@ -75,7 +75,9 @@ GUEST_ADDRESS = '10.0.2.15'
 PASSED_ENV = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TERM', 'CI',
               'PYENV_ROOT', 'PYENV_VERSION', 'PYTHONPATH')
 BOOT_TIMEOUT = 120
-RUN_TIMEOUT = 600
+# The whole tests/v2 suite runs in one VM, under emulation, on a machine that
+# may be busy: tens of minutes.
+RUN_TIMEOUT = 2400
 EXIT_VM_FAILED = 125
 
 
