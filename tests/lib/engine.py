@@ -165,10 +165,9 @@ def allowed_cgroups(params):
     return allowed, named
 
 
-def outside_spec(before, after, params):
+def outside_spec(before, after, params, allowed, named):
     """The differences between two listings that lie outside the spec's
     cgroups (removals below them are allowed with prune)."""
-    allowed, named = allowed_cgroups(params)
     outside = []
     for key in differences(before, after):
         if key in allowed:
@@ -346,15 +345,16 @@ def fuzz(job):
         elif outcome == 'failed' and 'opport' not in str(params.get('mode')) and changed:
             # strict and bind roll back: what is left must be reported
             problems.append('rolled back, yet changed %s: %r with %r' % (changed, msg, params))
-        outside = outside_spec(baseline, after, params)
+        allowed, named = allowed_cgroups(params)
+        outside = outside_spec(baseline, after, params, allowed, named)
         if outside:
             problems.append('changed outside the spec: %s with %r' % (outside, params))
-        cgroups = (params.get('spec') or {}).get('cgroups') if isinstance(params.get('spec'), dict) else None
-        # prune below the root ('/') may remove the empty canary: that is inside the spec
-        prunes_root = params.get('prune') and isinstance(cgroups, dict) and any(
-            isinstance(k, str) and k.strip('/') == '' and k for k in cgroups)
+        # The canary is outside every spec unless the remap puts a spec
+        # cgroup there, or prune works below a spec cgroup above it.
+        in_spec = any(k == 'memory/canary' or k.startswith('memory/canary/') for k in allowed) or (
+            params.get('prune') and any('memory/canary'.startswith(top + '/') for top in named))
         canary_changed = [k for k in changed if k.startswith('memory/canary')]
-        if (canary_changed or not os.path.isdir(canary)) and not prunes_root:
+        if (canary_changed or not os.path.isdir(canary)) and not in_spec:
             problems.append('canary changed: %s with %r' % (canary_changed, params))
         if changed:
             reset(baseline_dirs, baseline)
