@@ -10,13 +10,16 @@ No I/O here beyond reading the input (and running crit)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import io
 import json
 import os
 import re
+import struct
 import subprocess
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
 FORMATS = ('auto', 'native', 'criu', 'crit_json', 'cgconfig')
@@ -93,17 +96,22 @@ def _image_path(path):
 
 def decode_criu_image(path):
     """The image as crit decode's mapping: with CRIU's pycriu if it imports,
-    else with the crit command."""
+    else with the crit command. The frames are checked first: neither
+    decoder notices an image cut at an entry boundary or inside a payload
+    that still parses, and would return part of the tree without a word."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        raise SpecError('Failed to read CRIU image %s: %s.' % (path, exc.strerror or exc))
+    check_image_frames(data, path)
     try:
         import pycriu  # pylint: disable=import-error
     except ImportError:
         pycriu = None
     if pycriu is not None:
         try:
-            with open(path, 'rb') as handle:
-                return pycriu.images.load(handle)
-        except (IOError, OSError) as exc:
-            raise SpecError('Failed to read CRIU image %s: %s.' % (path, exc.strerror or exc))
+            return pycriu.images.load(io.BytesIO(data))
         except Exception as exc:  # pylint: disable=broad-except
             # pycriu raises protobuf, struct and its own errors for a bad image.
             raise SpecError('Failed to decode CRIU image %s: %s (%s); the image is corrupt or cut short.'
@@ -127,6 +135,52 @@ def decode_criu_image(path):
         raise SpecError('Failed to decode CRIU image %s: crit printed no JSON (%s).' % (path, exc))
 
 
+# CRIU's image magics (criu/include/magic.h): images v1.1 start with
+# IMG_COMMON (or IMG_SERVICE) and then the image's own magic; v1.0 images
+# with the image's own magic alone.
+_IMG_COMMON_MAGIC = 0x54564319
+_IMG_SERVICE_MAGIC = 0x55105940
+_CGROUP_MAGIC = 0x59383330
+
+
+def check_image_frames(data, path):
+    """Refuse a cgroup.img whose frames do not add up. The format
+    (criu.org/Images, pycriu's images.py) is the magic, then entries,
+    each a 4-byte little-endian payload size and that many bytes; cgroup.img
+    holds exactly one entry (CRIU writes it with pb_write_one)."""
+    def refuse(what):
+        raise SpecError('Failed to read CRIU image %s (%d bytes): %s.' % (path, len(data), what))
+
+    if len(data) < 4:
+        refuse('it is too short to hold the image magic; the image is empty or cut short')
+    offset = 4
+    magic = struct.unpack('<I', data[:4])[0]
+    if magic in (_IMG_COMMON_MAGIC, _IMG_SERVICE_MAGIC):
+        if len(data) < 8:
+            refuse('it ends inside the image magic; the image is cut short')
+        magic = struct.unpack('<I', data[4:8])[0]
+        offset = 8
+    if magic != _CGROUP_MAGIC:
+        refuse('its magic 0x%08x is not that of cgroup.img (0x%08x); it is another CRIU image or not one '
+               'at all' % (magic, _CGROUP_MAGIC))
+    entries = 0
+    while offset < len(data):
+        if len(data) - offset < 4:
+            refuse('the last %d byte(s), from byte %d, are too few for an entry\'s 4-byte size; the image is '
+                   'cut short or has bytes trailing' % (len(data) - offset, offset))
+        size = struct.unpack('<I', data[offset:offset + 4])[0]
+        start = offset + 4
+        if size > len(data) - start:
+            refuse('entry %d at byte %d announces %d bytes, but only %d follow; the image is cut short'
+                   % (entries + 1, offset, size, len(data) - start))
+        entries += 1
+        offset = start + size
+    if entries == 0:
+        refuse('it holds no cgroup entry after the magic; the image is empty or cut short')
+    if entries > 1:
+        refuse('it holds %d entries; a cgroup.img holds exactly one, so the rest is trailing data' % entries)
+
+
 # Ansible may run modules with a short PATH; crit lives in one of these.
 EXTRA_BIN_DIRS = ('/usr/sbin', '/usr/bin', '/sbin', '/bin')
 
@@ -147,6 +201,7 @@ class _Builder:
         self.cgroups = {}
         self.warnings = []
         self.skipped = {}
+        self.admin_groups = []  # cgconfig groups with an admin owner or fperm
 
     def skip(self, name, reason):
         """Files that are never restored, reported once per reason."""
@@ -167,6 +222,11 @@ class _Builder:
             mapping[key] = value
 
     def data(self):
+        if self.admin_groups:
+            self.warnings.append('%s: group(s) %s: the admin owner and fperm were given to the directory, the files '
+                                 'the group sets and cgroup.procs; the group\'s other files keep the kernel\'s owner '
+                                 'and mode (libcgroup gives them every file; the spec names files one by one).'
+                                 % (self.where, ', '.join(self.admin_groups)))
         for reason in sorted(self.skipped):
             self.warnings.append('%s: not restored, %s: %s.' % (self.where, reason, ', '.join(sorted(self.skipped[reason]))))
         if not self.cgroups:
@@ -204,23 +264,30 @@ def criu_to_spec(image, where):
         raise SpecError('Failed to read %s: it is a CRIU %s image, not cgroup.img.' % (where, magic))
     if not image['entries']:
         raise SpecError('Failed to read %s: it holds no cgroup entry; the image is empty or cut short.' % where)
+    if len(image['entries']) > 1:
+        raise SpecError('Failed to read %s: it holds %d entries; a cgroup.img holds exactly one.'
+                        % (where, len(image['entries'])))
     entry = image['entries'][0]
     if not isinstance(entry, dict):
         raise SpecError('Failed to read %s: entries[0] is not a mapping.' % where)
     build = _Builder(where)
     for index, controller in enumerate(entry.get('controllers') or []):
-        cnames = [str(c) for c in (controller.get('cnames') or [])]
-        # cgroup v2 is saved with the controller name "": its controllers are those of its files.
-        v1_names = [c for c in cnames if c]
+        cnames = [_cname(c) for c in (controller.get('cnames') or [])]
         for item in controller.get('dirs') or []:
-            _criu_dir(build, item, (), v1_names, 'controllers[%d]' % index)
+            _criu_dir(build, item, (), cnames, 'controllers[%d]' % index)
     for cg_set in entry.get('sets') or []:
         for member in cg_set.get('ctls') or []:
-            names = [c for c in str(member.get('name', '')).split(',') if c]
+            names = [_cname(c) for c in str(member.get('name', '')).split(',')]
             path = _image_path_components(build, member.get('path', '/'), 'set %s' % cg_set.get('id'))
             if path:
                 build.cgroup(path)['controllers'].update(names)
     return build.data(), build.warnings
+
+
+def _cname(name):
+    """CRIU saves the cgroup v2 hierarchy with the controller name "": the
+    spec's 'unified', which names the v2 hierarchy."""
+    return str(name) or targets.UNIFIED
 
 
 def _image_path_components(build, text, what):
@@ -253,8 +320,13 @@ def _criu_dir(build, item, parent, controllers, what):
             build.skip(name, reason)
             cg['file_perms'].pop(name, None)
             continue
+        if name == 'cgroup.type' and str(prop.get('value', '')).strip() != 'threaded':
+            # Only "threaded" can be written; "domain" and the other types follow from the tree.
+            continue
         own = properties.controller_of(name)
-        if own and not controllers:
+        if own and (not controllers or targets.UNIFIED in controllers):
+            # v2's controllers are those of its files too: on a host where they
+            # live in v1 hierarchies, they are restored there.
             cg['controllers'].add(own)
         build.set_once(path, cg['properties'], name, _criu_value(name, prop.get('value')), name)
     for child in item.get('children') or []:
@@ -365,13 +437,11 @@ def _cgconfig_group(build, name, body, line):
                             'controller section.' % (build.where, item[3], name, item[1]))
         section = _block_name(item[1])
         if section == 'perm':
-            for sub in item[2]:
-                if sub[0] == 'block' and _block_name(sub[1]) in ('task', 'admin'):
-                    perm_blocks[_block_name(sub[1])] = dict((i[1], i[2]) for i in sub[2] if i[0] == 'set')
+            _cgconfig_perm_block(build, name, item[2], perm_blocks)
             continue
         cg['controllers'].add(section)
         _cgconfig_values(build, path, cg, section, item[2])
-    _cgconfig_perms(cg, perm_blocks)
+    _cgconfig_perms(build, name, cg, perm_blocks)
 
 
 def _cgconfig_values(build, path, cg, section, items):
@@ -397,16 +467,74 @@ def _cgconfig_values(build, path, cg, section, items):
         cg['properties']['devices.list'] = [a.strip() for a in allow]
 
 
-def _cgconfig_perms(cg, perm_blocks):
-    admin, task = perm_blocks.get('admin'), perm_blocks.get('task')
-    if admin:
-        perms = dict((k, v) for k, v in (('mode', admin.get('dperm')), ('uid', admin.get('uid')),
-                                         ('gid', admin.get('gid'))) if v is not None)
-        if perms:
-            cg['perms'] = perms
-    if task:
-        perms = dict((k, v) for k, v in (('mode', task.get('fperm')), ('uid', task.get('uid')),
-                                         ('gid', task.get('gid'))) if v is not None)
-        if perms:
-            # libcgroup gives the task owner the file that moves tasks: tasks in v1.
-            cg['file_perms']['tasks'] = perms
+# The keys of libcgroup's perm blocks (cgconfig.conf(5), libcgroup's
+# config.c); cgsnapshot of libcgroup 3.x writes the task owner as tuid/tgid.
+_PERM_KEYS = {'task': ('uid', 'gid', 'fperm'), 'admin': ('uid', 'gid', 'dperm', 'fperm')}
+_PERM_ALIASES = {('task', 'tuid'): 'uid', ('task', 'tgid'): 'gid'}
+# The kernel's mode for a new cgroup's files; devices.list is read-only.
+_KERNEL_FILE_MODES = {'devices.list': 0o444}
+
+
+def _cgconfig_perm_block(build, group, items, perm_blocks):
+    """{'task' or 'admin': {key: (value, line)}}; anything libcgroup would not
+    use is reported, never dropped silently."""
+    for sub in items:
+        kind = _block_name(sub[1]) if sub[0] == 'block' else None
+        if kind not in _PERM_KEYS:
+            build.warnings.append('%s: line %d: group %s: %r in a perm block is neither task nor admin; ignored.'
+                                  % (build.where, sub[3], group, kind or sub[1]))
+            continue
+        block = perm_blocks.setdefault(kind, {})
+        for entry in sub[2]:
+            key = _PERM_ALIASES.get((kind, entry[1]), entry[1]) if entry[0] == 'set' else None
+            if key not in _PERM_KEYS[kind]:
+                build.warnings.append('%s: line %d: group %s: %r in the %s perm block is not one of %s; ignored.'
+                                      % (build.where, entry[3], group, entry[1] if entry[0] == 'set' else
+                                         _block_name(entry[1]), kind, ', '.join(_PERM_KEYS[kind])))
+                continue
+            block[key] = (entry[2], entry[3])
+
+
+def _cgconfig_mode(build, group, kind, key, entry, kernel_mode):
+    """An fperm or dperm as libcgroup applies it: the bits are masked by the
+    owner's bits of the kernel's mode ("the owner permissions are used as an
+    umask" for group and others), so fperm 0777 on a 0644 file gives 0666."""
+    value, line = entry
+    try:
+        mode = int(value.strip(), 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise SpecError('Failed to read cgconfig file %s: line %d: group %s: %s %s = %r is not an octal mode.'
+                        % (build.where, line, group, kind, key, value))
+    owner = kernel_mode & 0o700
+    return '%04o' % (mode & (owner | owner >> 3 | owner >> 6 | 0o7000))
+
+
+def _cgconfig_perms(build, group, cg, perm_blocks):
+    """libcgroup's perms: admin's uid and gid own the directory and every file
+    of the group, with dperm and fperm; task's own `tasks` (the file that
+    moves tasks in v1), with its fperm, and without a task owner admin's own it."""
+    admin, task = perm_blocks.get('admin', {}), perm_blocks.get('task', {})
+    admin_owner = dict((k, admin[k][0]) for k in ('uid', 'gid') if k in admin)
+    if admin_owner or 'dperm' in admin:
+        perms = dict(admin_owner)
+        if 'dperm' in admin:
+            perms['mode'] = _cgconfig_mode(build, group, 'admin', 'dperm', admin['dperm'], 0o755)
+        cg['perms'] = perms
+    if admin_owner or 'fperm' in admin:
+        # the spec names files one by one: those the group sets, and v1's cgroup.procs
+        for name in sorted(cg['properties']) + ['cgroup.procs']:
+            perms = dict(admin_owner)
+            if 'fperm' in admin:
+                perms['mode'] = _cgconfig_mode(build, group, 'admin', 'fperm', admin['fperm'],
+                                               _KERNEL_FILE_MODES.get(name, 0o644))
+            cg['file_perms'][name] = perms
+        if group not in build.admin_groups:
+            build.admin_groups.append(group)
+    tasks = dict(admin_owner)
+    tasks.update((k, task[k][0]) for k in ('uid', 'gid') if k in task)
+    if 'fperm' in task:
+        tasks['mode'] = _cgconfig_mode(build, group, 'task', 'fperm', task['fperm'], 0o644)
+    if tasks:
+        cg['file_perms']['tasks'] = tasks

@@ -201,7 +201,9 @@ CRIU_BUILTIN = {
 CRIU_GLOBAL = ('cgroup.clone_children', 'notify_on_release', 'cgroup.procs', 'tasks')
 PERMS_ONLY = frozenset(['cgroup.procs', 'tasks', 'cgroup.threads'])
 
-# The cgroup v2 equivalents of CRIU's list, and v2's own core settings.
+# The cgroup v2 equivalents of CRIU's list, and v2's own core settings: those
+# CRIU saves for v2 (its cgroup-v2 global properties, checkpoint-restore/criu#1968)
+# plus cgroup.procs and cgroup.threads for their perms.
 V2_BUILTIN = {
     'cpu': ('cpu.weight', 'cpu.max', 'cpu.idle'),
     'memory': ('memory.min', 'memory.low', 'memory.high', 'memory.max', 'memory.swap.max', 'memory.oom.group'),
@@ -211,8 +213,8 @@ V2_BUILTIN = {
     'rdma': ('rdma.max',),
     'misc': ('misc.max',),
 }
-V2_GLOBAL = ('cgroup.subtree_control', 'cgroup.max.depth', 'cgroup.max.descendants', 'cgroup.procs',
-             'cgroup.threads')
+V2_GLOBAL = ('cgroup.subtree_control', 'cgroup.max.descendants', 'cgroup.max.depth', 'cgroup.freeze',
+             'cgroup.type', 'cgroup.procs', 'cgroup.threads')
 
 
 def builtin_properties(controller, version=1):

@@ -17,11 +17,19 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import translate
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
 
 # A file owned by root with the mode the kernel gives it in a new cgroup is
 # left out of file_perms: 0644, or 0444 for the read-only devices.list.
 _DEFAULT_FILE_MODES = {'devices.list': 0o444}
+
+
+# Files that show another file's setting in other units: writing both, the
+# later wins (cpu.weight.nice 0 turns cpu.weight 200 into 100), so only the
+# other file is captured where it is there.
+_OTHER_VIEW_OF = {'cpu.weight.nice': 'cpu.weight'}
 
 
 def _selection(value):
@@ -105,12 +113,23 @@ class _Reader:
     def read_cgroup(self, fs, hierarchy, path):
         entry = self.cgroups.setdefault(path, {'controllers': set(), 'perms': None, 'file_perms': {},
                                                'properties': {}, 'seen_in': {}})
-        entry['controllers'].update(hierarchy.controllers)
+        if hierarchy.version == 2:
+            # 'unified' names the v2 hierarchy. Every controller it offers would
+            # have the restorer enable them all in each parent's subtree_control;
+            # the controllers of the captured files are added below.
+            entry['controllers'].add(targets.UNIFIED)
+        else:
+            entry['controllers'].update(hierarchy.controllers)
         if self.want_perms:
             mode, uid, gid = fs.stat(path)
             self._merge(path, 'perms', None, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
-        for name in fs.files(path):
+        names = fs.files(path)
+        for name in names:
+            if name in _OTHER_VIEW_OF and _OTHER_VIEW_OF[name] in names:
+                continue
             captured = self._wanted_value(fs, hierarchy, path, name)
+            if captured and hierarchy.version == 2 and properties.controller_of(name):
+                entry['controllers'].add(properties.controller_of(name))
             if self.want_perms and (captured or name in properties.PERMS_ONLY):
                 mode, uid, gid = fs.stat(path, name)
                 if (mode, uid, gid) != (_DEFAULT_FILE_MODES.get(name, 0o644), 0, 0):
@@ -123,6 +142,14 @@ class _Reader:
             return False
         raw = fs.read(path, name)
         if raw is None:
+            return False
+        if name == 'cgroup.type' and raw.strip() != 'threaded':
+            # Only "threaded" can be written; "domain" and the other types follow from the tree.
+            return False
+        if hierarchy.version == 2 and translate.is_v1_name(name):
+            # The restorer would take it for a v1 name with no v2 counterpart and refuse the spec.
+            self.warn('Not captured: %s:%s %s: cgroup_restore does not know it as a cgroup v2 setting.'
+                      % (hierarchy.name, sp.show_path(path), name))
             return False
         try:
             value = _spec_value(name, raw)

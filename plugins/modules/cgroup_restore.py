@@ -69,13 +69,20 @@ options:
       - V(criu) is CRIU's C(cgroup.img), or the image directory that holds it. It is decoded with CRIU's
         C(pycriu) Python module where that can be imported, otherwise with the C(crit) command. The
         controllers, the C(dirs) tree with its properties and perms, and the member paths of each set are
-        restored; C(cgroup.procs) and C(tasks) give only their perms. O(root), O(roots) and O(root_from)
-        apply to the image's paths.
+        restored; C(cgroup.procs) and C(tasks) give only their perms. CRIU's cgroup v2 hierarchy (controller
+        name C("")) is the controller C(unified); of C(cgroup.type) only C(threaded) is restored, the other
+        types follow from the tree. An image whose frames do not add up (cut short, bytes trailing, more
+        than one entry) is refused before it is decoded. O(root), O(roots) and O(root_from) apply to the
+        image's paths.
       - V(crit_json) is the JSON that C(crit decode) prints for C(cgroup.img), mapped the same way.
       - V(cgconfig) is libcgroup's C(cgconfig.conf), as C(cgsnapshot) writes it. C(group) blocks with
-        controller sections and C(perm) blocks (C(admin) gives the directory's owner and C(dperm),
-        C(task) the owner and C(fperm) of C(tasks)) are restored. A C(mount) block is reported as a
-        warning, not acted on.
+        controller sections and C(perm) blocks are restored as libcgroup does. C(admin) gives the owner
+        and C(dperm) of the directory, and its owner and C(fperm) to the files the group sets and to
+        C(cgroup.procs) (the group's other files keep the kernel's owner and mode, with a warning);
+        C(task), whose owner may also be given as C(tuid) and C(tgid) (libcgroup 3's C(cgsnapshot)), gives
+        the owner and C(fperm) of C(tasks), which has the admin's owner otherwise. Modes are masked by the
+        owner's bits of the kernel's mode, as libcgroup does. Anything else in a C(perm) block is reported
+        as a warning. A C(mount) block is reported as a warning, not acted on.
       - Files that are never restored (statistics, C(memory.force_empty)) are skipped with a warning.
     type: str
     choices: [auto, native, criu, crit_json, cgconfig]

@@ -19,6 +19,9 @@ description:
     the owner and mode of its files where they differ from the kernel's default (C(0644), root), and
     its properties as readable values (C(max) for unlimited, cpuset ranges, the device whitelist as a
     list).
+  - A cgroup of a cgroup v2 hierarchy gets the controller C(unified), which names that hierarchy, plus the
+    controllers of the files captured from it; not every controller the hierarchy offers, which would
+    have the restore enable them all in each parent's C(cgroup.subtree_control).
   - Never changes a cgroup; RV(ignore:changed) is always false.
 author:
   - checkpoint_restore.cgroups contributors (!UNKNOWN)
@@ -51,7 +54,11 @@ options:
     description:
       - Which files to capture as properties.
       - V(builtin) is CRIU's default list for each controller (C(criu/cgroup-props.c)), with the
-        cgroup v2 equivalents, plus C(cgroup.clone_children) and C(notify_on_release).
+        cgroup v2 equivalents, plus C(cgroup.clone_children) and C(notify_on_release); on cgroup v2, CRIU's
+        v2 core files C(cgroup.subtree_control), C(cgroup.max.descendants), C(cgroup.max.depth),
+        C(cgroup.freeze) and C(cgroup.type).
+      - C(cgroup.type) is captured only when it is C(threaded), the one type that can be written; the
+        others (C(domain), C(domain threaded)) follow from the tree.
       - V(writable) is every file that is a restorable setting. Statistics, event files and write-only
         files such as C(devices.allow) and C(cgroup.kill) are never captured; the device whitelist is
         captured as C(devices.list).

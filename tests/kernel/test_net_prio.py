@@ -45,7 +45,9 @@ def test_ifpriomap_with_a_missing_interface(sandbox):
         assert "'nosuch9 7'" in failed[0]['error'] and 'ENODEV' in failed[0]['error'], failed
         assert 'lo 3' in [w['after'] for w in first['writes'] if w['property'] == 'net_prio.ifpriomap'][0]
         # the second run has nothing to change but the line the host cannot take
-        assert second['writes'] == [] and len(second['failed_items']) == 1, second
+        assert second['writes'] == [] and second['changed'] is False, second
+        assert second['failed'] and len(second['failed_items']) == 1, second
+        assert second['failed_items'][0]['property'] == 'net_prio.ifpriomap', second
         shown = _in_private_namespace('%s && cat %s/%s/ct6/net_prio.ifpriomap' % (mount_outside, outside, sandbox.name))
         assert 'lo 3' in shown.splitlines()
     finally:

@@ -4,11 +4,16 @@ after the restore is what was there before."""
 
 import json
 import os
+import sys
 
+import pytest
 import yaml
 
 import cgroup_sandbox
 from modrun import cgroups, read, run, run_module, snapshot
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import snapshot as snapshot_mod
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
 HIERARCHIES = ('memory', 'cpu', 'cpuset', 'pids', 'devices')
 WHITELIST = {'c 1:3 rwm', 'c 1:5 rw', 'b 8:* r'}
@@ -151,3 +156,33 @@ def test_snapshot_on_one_host_restores_on_another_under_another_root(sandbox):
         rekeyed = dict(('ct' + key[len('lxc/ct202'):], value) for key, value in moved['cgroups'].items())
         assert rekeyed == spec['cgroups']
         assert run(other, spec=spec, root='/lxc/ct202', root_from='ct')['changed'] is False
+
+
+def test_several_paths(sandbox):
+    build_tree(sandbox, 'ct')
+    build_tree(sandbox, 'ct2')
+    spec = take(sandbox, paths=['ct/a', 'ct2'])['spec']
+    assert sorted(spec['cgroups']) == ['ct/a', 'ct/a/deep', 'ct2', 'ct2/a', 'ct2/a/deep', 'ct2/b']
+    assert spec['cgroups']['ct/a/deep']['properties']['pids.max'] == 7
+    assert spec['cgroups']['ct2']['properties']['pids.max'] == 100
+    remove_tree(sandbox, 'ct')
+    remove_tree(sandbox, 'ct2')
+    restored = run(sandbox, spec=spec)
+    assert restored['changed'] is True and not restored.get('failed'), restored
+    assert read(sandbox, 'pids', 'ct', 'a', 'deep', 'pids.max') == '7'
+    assert read(sandbox, 'pids', 'ct2', 'pids.max') == '100'
+    assert os.stat(sandbox.path('memory', 'ct', 'a')).st_uid == 1000
+    # ct is only the ancestor of ct/a: created, with nothing of the old ct's limits
+    assert read(sandbox, 'pids', 'ct', 'pids.max') == 'max'
+    assert take(sandbox, paths=['ct/a', 'ct2'])['spec'] == spec
+    missing = run_module(sandbox, 'cgroup_snapshot', paths=['ct2', 'nope'])
+    assert missing['failed'] and "'nope'" in missing['msg'], missing
+
+
+def test_yaml_dest_without_pyyaml_says_so_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'yaml', None)  # import yaml raises ImportError
+    dest = str(tmp_path / 'snap.yml')
+    with pytest.raises(SpecError) as exc:
+        snapshot_mod.write_dest({'version': 1, 'cgroups': {}}, dest)
+    assert dest in str(exc.value) and 'needs PyYAML' in str(exc.value) and '.json' in str(exc.value)
+    assert os.listdir(str(tmp_path)) == []

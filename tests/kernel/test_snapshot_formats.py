@@ -136,3 +136,9 @@ def test_cgconfig_from_the_real_cgsnapshot(sandbox):
     # cgsnapshot writes admin and task owners; it writes no modes
     assert perms(sandbox, 'pids', 'ct', 'a')[1:] == (1000, 1000)
     assert perms(sandbox, 'pids', 'ct', 'a', 'tasks')[1:] == (1000, 1000)
+    # as libcgroup does, the admin owns the group's files: those it sets, and v1's cgroup.procs
+    assert perms(sandbox, 'pids', 'ct', 'a', 'deep', 'pids.max')[1:] == (0, 0)
+    for hierarchy, name in (('pids', 'cgroup.procs'), ('memory', 'memory.limit_in_bytes'),
+                            ('memory', 'memory.soft_limit_in_bytes'), ('cpuset', 'cpuset.cpus')):
+        assert perms(sandbox, hierarchy, 'ct', 'a', name) == (0o644, 1000, 1000), (hierarchy, name)
+    assert "other files keep the kernel's owner" in str(result.get('warnings'))
