@@ -14,7 +14,7 @@ PYTHON = os.path.join(REPO, '.venv', 'bin', 'python')
 
 
 def test_v2_suite_passes_in_the_vm(v2vm):
-    result = v2vm([PYTHON, '-m', 'pytest', '-p', 'no:cacheprovider', '-q', 'tests/v2'], cwd=REPO,
+    result = v2vm([PYTHON, '-m', 'pytest', '-p', 'no:cacheprovider', '--color=no', '-q', 'tests/v2'], cwd=REPO,
                   env={'PYTHONDONTWRITEBYTECODE': '1'})
     summary = [line for line in result.output.splitlines() if re.search(r'\d+ (passed|failed)', line)]
     print('\n'.join(result.output.splitlines()[-15:]))
