@@ -19,6 +19,8 @@ def test_fuzzed_arguments(sandbox):
           '(%(rollback_errors)d with a rollback error reported)' % tally)
     print('fuzz: cases per input category: %s' % ', '.join(
         '%s %d' % (name, result['categories'][name]) for name in CATEGORIES))
+    for error in result['rollback_errors']:
+        print('fuzz: rollback error reported: %s' % error)
     assert tally['cases'] >= cases, tally
     assert result['problem_count'] == 0, '\n'.join(result['problems'])
     assert tally['ok'] > 0 and tally['refused'] > 0 and tally['failed'] > 0, tally

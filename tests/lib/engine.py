@@ -113,31 +113,33 @@ def _reset_settings(entries):
                 os.chown(os.path.join(path, name[6:]), value[1], value[2])
             elif name != 'perms' and name not in NOT_RESET and _read(os.path.join(path, name)) != value:
                 if name == 'devices.list':
-                    # devices.list is read-only: deny all, then allow line by line
+                    # devices.list is read-only: deny all, then allow line by
+                    # line, as one group that is retried as a whole
                     lines = ['a' if line == 'a *:* rwm' else line for line in value.split('\n') if line]
-                    pending.append((os.path.join(path, 'devices.deny'), 'a'))
-                    pending.extend((os.path.join(path, 'devices.allow'), line) for line in lines)
+                    pending.append([(os.path.join(path, 'devices.deny'), 'a')] +
+                                   [(os.path.join(path, 'devices.allow'), line) for line in lines])
                     continue
                 if name == 'memory.oom_control':
                     value = value.split()[1]  # only oom_kill_disable is writable
-                pending.append((os.path.join(path, name), value.strip() or '\n'))
+                pending.append([(os.path.join(path, name), value.strip() or '\n')])
     # Some writes depend on others (memsw and the limit, a parent's cpuset or
     # quota and its child's), and the kernel takes a moment to let a removed
     # child go (deny-all is refused while it is still online): later passes
-    # write what an earlier one refused.
+    # write again the groups that an earlier one refused.
     for attempt in range(300):
         time.sleep(0.01 if attempt else 0)
         refused = []
-        for path, text in pending:
+        for group in pending:
             try:
-                with open(path, 'w') as handle:
-                    handle.write(text)
+                for path, text in group:
+                    with open(path, 'w') as handle:
+                        handle.write(text)
             except OSError as exc:
-                refused.append((path, text, exc))
-        pending = [(path, text) for path, text, _exc in refused]
+                refused.append((group, path, text, exc))
+        pending = [group for group, _path, _text, _exc in refused]
         if not pending:
             return
-    path, text, exc = refused[0]
+    _group, path, text, exc = refused[0]
     raise OSError(exc.errno, 'reset: writing %r to %s: %s' % (text, path, exc.strerror))
 
 
@@ -318,6 +320,7 @@ def fuzz(job):
     tally = {'cases': 0, 'ok': 0, 'refused': 0, 'failed': 0, 'rollback_errors': 0}
     hits = dict((name, 0) for name in CATEGORIES)
     problems = []
+    rollback_errors = []
 
     @settings(max_examples=job['cases'], database=None, deadline=None, derandomize=job.get('derandomize', True),
               suppress_health_check=list(HealthCheck))
@@ -342,6 +345,7 @@ def fuzz(job):
             problems.append('refused, yet changed %s: %r with %r' % (changed, msg, params))
         if report.get('rollback_errors'):
             tally['rollback_errors'] += 1
+            rollback_errors.extend(report['rollback_errors'])
         elif outcome == 'failed' and 'opport' not in str(params.get('mode')) and changed:
             # strict and bind roll back: what is left must be reported
             problems.append('rolled back, yet changed %s: %r with %r' % (changed, msg, params))
@@ -364,7 +368,8 @@ def fuzz(job):
                 problems.append('reset left %s after %r' % (left, params))
 
     case()
-    return {'tally': tally, 'categories': hits, 'problems': problems[:20], 'problem_count': len(problems)}
+    return {'tally': tally, 'categories': hits, 'problems': problems[:20], 'problem_count': len(problems),
+            'rollback_errors': rollback_errors[:10]}
 
 
 def inject(job):
