@@ -17,7 +17,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 
-_RMDIR_RETRIES = (0.05, 0.1, 0.2, 0.4)
+_UNDO_RETRIES = (0.05, 0.1, 0.2, 0.4)
 _KINDS = ('mount', 'mkdir', 'rmdir', 'write', 'chmod', 'chown')
 
 
@@ -133,6 +133,7 @@ class Applier:
             blocker = self._blocked_by(action, self.broken) if self.broken else None
             if blocker:
                 self._fail_item(action, 'skipped: %s could not be created' % blocker)
+                failed_writes.add((action.hierarchy, action.path, action.prop))  # one item per property
                 continue
             try:
                 self.steps += 1
@@ -365,27 +366,18 @@ class Applier:
             cgroupfs.remove_mount_dir(self.mountpoint, name)
 
     def _undo_mkdir(self, hierarchy, path):
-        fs = self.handles[hierarchy]
-        start = time.time()
-        for attempt, delay in enumerate(_RMDIR_RETRIES + (None,), 1):
-            try:
-                fs.rmdir(path)
-                return
-            except OSError as exc:
-                # EBUSY: a task or a child appeared; give it a moment.
-                if exc.errno != errno.EBUSY:
-                    raise
-                if delay is None:
-                    # say that it was retried, so the report shows the backoff happened
-                    raise OSError(errno.EBUSY, 'rmdir refused with EBUSY after %d attempts over %.2f s: the '
-                                  'cgroup has tasks or child cgroups; move them out and remove it'
-                                  % (attempt, time.time() - start))
-                time.sleep(delay)
+        # EBUSY: a task or a child appeared; give it a moment.
+        _retry(lambda: self.handles[hierarchy].rmdir(path), (errno.EBUSY,), 'rmdir',
+               'the cgroup has tasks or child cgroups; move them out and remove it')
 
     def _undo_write(self, hierarchy, path, prop, before, after):
         fs = self.handles[hierarchy]
         for name, text in properties.writes_for(prop, before, after):
-            fs.write(path, name, text)
+            # The kernel takes removed child cgroups offline asynchronously;
+            # until then it may refuse to widen a parent again (devices.allow
+            # with EINVAL, cpuset with EBUSY), so an undo write is retried too.
+            _retry(lambda name=name, text=text: fs.write(path, name, text), (errno.EINVAL, errno.EBUSY),
+                   'writing %s' % name, 'put the old value %r back by hand' % text)
 
     def _undo_chmod(self, hierarchy, path, name, mode):
         self.handles[hierarchy].chmod(path, name, mode)
@@ -398,3 +390,21 @@ class Applier:
         fs.mkdir(path, perms[0])
         fs.chmod(path, None, perms[0])
         fs.chown(path, None, perms[1], perms[2])
+
+
+def _retry(call, codes, what, advice):
+    """Call, retrying with a short backoff while the kernel refuses with one
+    of codes; the final refusal says that it was retried, and for how long."""
+    start = time.time()
+    for attempt, delay in enumerate(_UNDO_RETRIES + (None,), 1):
+        try:
+            return call()
+        except OSError as exc:
+            if exc.errno not in codes:
+                raise
+            if delay is None:
+                raise OSError(exc.errno, '%s refused with %s after %d attempts over %.2f s: %s'
+                              % (what, errno.errorcode.get(exc.errno, exc.errno), attempt, time.time() - start,
+                                 advice))
+            time.sleep(delay)
+    return None

@@ -7,7 +7,7 @@ rest is applied."""
 import os
 import re
 
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import _RMDIR_RETRIES
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import _UNDO_RETRIES
 from engine_run import run_engine
 
 SPEC = {'version': 1, 'cgroups': {
@@ -73,13 +73,13 @@ def test_rollback_failures_are_reported(sandbox):
     busy = [e for e in result['rollback_errors'] if 'ct/leaf' in e]
     assert busy, result
     # every attempt was made, each after its backoff delay
-    attempts = len(_RMDIR_RETRIES) + 1
+    attempts = len(_UNDO_RETRIES) + 1
     for error in busy:
         found = re.search(r'rmdir refused with EBUSY after (\d+) attempts over ([\d.]+) s', error)
         assert found and int(found.group(1)) == attempts, error
-        assert float(found.group(2)) >= sum(_RMDIR_RETRIES) - 0.005, error
+        assert float(found.group(2)) >= sum(_UNDO_RETRIES) - 0.005, error
     # measured from outside too: the call lasted at least the backoff of each busy cgroup
-    assert result['seconds'] >= len(busy) * sum(_RMDIR_RETRIES), result
+    assert result['seconds'] >= len(busy) * sum(_UNDO_RETRIES), result
     assert 'Rollback could not undo %d step(s)' % len(result['rollback_errors']) in result['msg']
     assert busy[0] in result['msg']
     print('rollback: %d busy cgroups, each: %s' % (len(busy), busy[0]))
