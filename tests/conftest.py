@@ -19,6 +19,7 @@ TEST_PREFIX = 'crtest-'
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'kernel: needs root and real cgroup v1 hierarchies')
+    config.addinivalue_line('markers', 'alone: runs after the parallel tests, with no other test beside it')
     if not os.path.isdir(os.path.join(COLLECTIONS, 'ansible_collections', 'checkpoint_restore', 'cgroups')):
         raise pytest.UsageError('run scripts/setup first: build/collections is missing')
 

@@ -14,10 +14,11 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values 
 # cpu.idle has the same name and meaning in both versions.
 SHARED = frozenset(['pids.max', 'cpuset.cpus', 'cpuset.mems', 'cpu.idle'])
 V2_ONLY = frozenset(['memory.max', 'memory.high', 'memory.low', 'memory.min', 'memory.swap.max',
-                     'memory.swap.high', 'memory.zswap.max', 'memory.oom.group', 'cpu.max', 'cpu.weight',
-                     'cpu.weight.nice', 'io.max', 'io.weight', 'io.bfq.weight', 'cpuset.cpus.partition',
-                     'rdma.max', 'misc.max', 'cgroup.subtree_control', 'cgroup.type', 'cgroup.max.descendants',
-                     'cgroup.max.depth', 'cgroup.freeze'])
+                     'memory.swap.high', 'memory.zswap.max', 'memory.zswap.writeback', 'memory.oom.group',
+                     'cpu.max', 'cpu.max.burst', 'cpu.weight', 'cpu.weight.nice', 'io.max', 'io.weight',
+                     'io.bfq.weight', 'io.prio.class', 'cpuset.cpus.partition', 'rdma.max', 'misc.max',
+                     'cgroup.subtree_control', 'cgroup.type', 'cgroup.max.descendants', 'cgroup.max.depth',
+                     'cgroup.freeze'])
 
 
 def is_v2_name(name):

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from compared import setting_differences
 from modrun import read, run, snapshot
 
 MEMSW = '/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'
@@ -107,19 +108,6 @@ def test_cfs_period_refused_then_quota_then_period(sandbox):
     assert run(sandbox, spec=spec, mode='opport')['changed'] is False
 
 
-def changed_settings(before, after):
-    """(cgroup, setting) pairs where two snapshots differ; a cgroup that only
-    one of them has is (cgroup, 'cgroup')."""
-    found = set()
-    for key in set(before) | set(after):
-        if key not in before or key not in after:
-            found.add((key, 'cgroup'))
-        else:
-            found.update((key, name) for name in set(before[key]) | set(after[key])
-                         if before[key].get(name) != after[key].get(name))
-    return found
-
-
 @pytest.mark.parametrize('mode', ['strict', 'bind', 'opport'])
 def test_child_quota_above_parent_is_refused_and_rolled_back(sandbox, mode):
     spec = {'version': 1, 'cgroups': {
@@ -144,7 +132,7 @@ def test_child_quota_above_parent_is_refused_and_rolled_back(sandbox, mode):
     # opport: exactly that item failed, and the rest was applied
     assert [(i['hierarchy'], i['cgroup'], i['property']) for i in result['failed_items']] == \
         [('cpu', 'ct', 'cpu.cfs_quota_us')], result
-    assert changed_settings(before, after) == {('cpu:ct/child', 'cgroup'), ('pids:ct/child', 'cgroup'),
+    assert setting_differences(before, after) == {('cpu:ct/child', 'cgroup'), ('pids:ct/child', 'cgroup'),
                                                ('pids:ct', 'pids.max')}
     assert after['cpu:ct']['cpu.cfs_quota_us'].strip() == '-1'
     assert after['cpu:ct/child']['cpu.cfs_quota_us'].strip() == '80000'

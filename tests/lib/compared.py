@@ -14,3 +14,16 @@ COMPARED_FILES = (
     'cgroup.subtree_control', 'cgroup.type', 'cgroup.freeze', 'cgroup.max.descendants', 'cgroup.max.depth',
     'memory.max', 'memory.high', 'memory.low', 'memory.min', 'memory.swap.max', 'cpu.max', 'cpu.weight',
     'io.max', 'io.weight', 'cpuset.cpus.partition', 'hugetlb.2MB.max', 'hugetlb.1GB.max')
+
+
+def setting_differences(expected, got):
+    """(cgroup key, setting) pairs where two listings differ; a cgroup that
+    one of them lacks is (key, 'cgroup')."""
+    found = set()
+    for key in set(expected) | set(got):
+        if key not in expected or key not in got:
+            found.add((key, 'cgroup'))
+        else:
+            names = set(expected[key]) | set(got[key])
+            found.update((key, name) for name in names if expected[key].get(name) != got[key].get(name))
+    return found

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from compared import COMPARED_FILES
+from compared import COMPARED_FILES, setting_differences
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
@@ -196,19 +196,6 @@ def fault_at(step, moving_pid=None, seen=None):
                             handle.write(str(moving_pid))
             raise OSError(errno.EIO, 'injected fault at step %d (%s)' % (number, action.kind))
     return hook
-
-
-def setting_differences(expected, got):
-    """(cgroup key, setting) pairs where two listings differ; a cgroup that
-    one of them lacks is (key, 'cgroup')."""
-    found = set()
-    for key in set(expected) | set(got):
-        if key not in expected or key not in got:
-            found.add((key, 'cgroup'))
-        else:
-            names = set(expected[key]) | set(got[key])
-            found.update((key, name) for name in names if expected[key].get(name) != got[key].get(name))
-    return found
 
 
 def item_setting(item, dirs, listing):

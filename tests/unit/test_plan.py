@@ -385,3 +385,11 @@ def test_v2_a_domain_controller_below_a_threaded_cgroup_is_refused_by_name():
 def test_v2_rdma_and_misc_are_v2_names_not_translated():
     with pytest.raises(Refusal, match=r'enable rdma in :/ cgroup.subtree_control: not in its cgroup.controllers'):
         plan_v2({'ct': {'rdma.max': 'mlx4_0 hca_handle=2'}})
+
+
+def test_v2_only_settings_without_a_v1_counterpart_are_written_as_they_are():
+    cgroups = {'ct': {'cpu.max.burst': 20000, 'memory.zswap.writeback': 0, 'io.prio.class': 'restrict-to-be'}}
+    result, warnings = plan_v2(cgroups)
+    written = dict((prop, writes) for path, prop, writes in writes_of(result) if path == 'ct')
+    assert set(written) == {'cpu.max.burst', 'memory.zswap.writeback', 'io.prio.class'}, writes_of(result)
+    assert not warnings

@@ -8,21 +8,11 @@ import sys
 
 import pytest
 
-from engine_run import run_engine
-from modrun import module_env, read, snapshot
+from modrun import module_env, snapshot
+from v2lib import r, run
 
 
-@pytest.fixture(autouse=True)
-def _pure_v2(sandbox):
-    assert '' in sandbox.hierarchies, 'not a pure cgroup v2 host: run these in the VM (tests/v2vm)'
 
-
-def r(sandbox, *parts):
-    return read(sandbox, '', *parts)
-
-
-def run(sandbox, check_mode=False, **params):
-    return run_engine(sandbox, {'kind': 'call', 'params': params, 'check_mode': check_mode})
 
 
 def writes(result):

@@ -8,25 +8,13 @@ import subprocess
 import pytest
 
 from engine_run import run_engine
-from modrun import read, snapshot
+from modrun import snapshot
+from v2lib import r, run
 
 UNLIMITED = 'max'
 
 
-@pytest.fixture(autouse=True)
-def _pure_v2(sandbox):
-    assert '' in sandbox.hierarchies, 'not a pure cgroup v2 host: run these in the VM (tests/v2vm)'
 
-
-def r(sandbox, *parts):
-    return read(sandbox, '', *parts)
-
-
-def run(sandbox, **params):
-    """The engine in one process per call: under emulation a module process
-    (Python and Ansible's imports) costs seconds. The module itself is tested
-    on the v1 host; the core below it is the same."""
-    return run_engine(sandbox, {'kind': 'call', 'params': params})
 
 
 @pytest.mark.parametrize('mode', ['strict', 'opport', 'bind'])
