@@ -133,7 +133,7 @@ def test_child_quota_above_parent_is_refused_and_rolled_back(sandbox, mode):
     assert [(i['hierarchy'], i['cgroup'], i['property']) for i in result['failed_items']] == \
         [('cpu', 'ct', 'cpu.cfs_quota_us')], result
     assert setting_differences(before, after) == {('cpu:ct/child', 'cgroup'), ('pids:ct/child', 'cgroup'),
-                                               ('pids:ct', 'pids.max')}
+                                                  ('pids:ct', 'pids.max')}
     assert after['cpu:ct']['cpu.cfs_quota_us'].strip() == '-1'
     assert after['cpu:ct/child']['cpu.cfs_quota_us'].strip() == '80000'
     assert after['pids:ct']['pids.max'].strip() == '20' and after['pids:ct/child']['pids.max'].strip() == '10'

@@ -18,18 +18,17 @@ SPEC = {'version': 1, 'cgroups': {
 def test_v2_spec_lands_in_the_v1_files(sandbox, mode):
     result = run(sandbox, spec=SPEC, mode=mode)
     assert result['changed'] and not result.get('failed'), result
-    v1 = lambda h, *parts: read(sandbox, h, *parts)  # noqa: E731
-    assert v1('memory', 'ct', 'memory.limit_in_bytes') == str(512 << 20)
-    assert v1('memory', 'ct', 'memory.memsw.limit_in_bytes') == str(768 << 20)  # limit + swap
-    assert v1('cpu', 'ct', 'cpu.cfs_quota_us') == '50000'
-    assert v1('cpu', 'ct', 'cpu.cfs_period_us') == '100000'
-    assert v1('cpu', 'ct', 'cpu.shares') == '2048'  # round(200 * 1024 / 100)
-    assert v1('pids', 'ct', 'pids.max') == '64'
-    assert v1('memory', 'ct', 'a', 'memory.limit_in_bytes') == '99999744'
-    assert int(v1('memory', 'ct', 'a', 'memory.memsw.limit_in_bytes')) >= 1 << 62  # unlimited
-    assert v1('cpu', 'ct', 'a', 'cpu.cfs_quota_us') == '-1'
-    assert v1('cpu', 'ct', 'a', 'cpu.shares') == '10'  # round(1 * 1024 / 100)
-    assert v1('pids', 'ct', 'a', 'pids.max') == 'max'
+    assert read(sandbox, 'memory', 'ct', 'memory.limit_in_bytes') == str(512 << 20)
+    assert read(sandbox, 'memory', 'ct', 'memory.memsw.limit_in_bytes') == str(768 << 20)  # limit + swap
+    assert read(sandbox, 'cpu', 'ct', 'cpu.cfs_quota_us') == '50000'
+    assert read(sandbox, 'cpu', 'ct', 'cpu.cfs_period_us') == '100000'
+    assert read(sandbox, 'cpu', 'ct', 'cpu.shares') == '2048'  # round(200 * 1024 / 100)
+    assert read(sandbox, 'pids', 'ct', 'pids.max') == '64'
+    assert read(sandbox, 'memory', 'ct', 'a', 'memory.limit_in_bytes') == '99999744'
+    assert int(read(sandbox, 'memory', 'ct', 'a', 'memory.memsw.limit_in_bytes')) >= 1 << 62  # unlimited
+    assert read(sandbox, 'cpu', 'ct', 'a', 'cpu.cfs_quota_us') == '-1'
+    assert read(sandbox, 'cpu', 'ct', 'a', 'cpu.shares') == '10'  # round(1 * 1024 / 100)
+    assert read(sandbox, 'pids', 'ct', 'a', 'pids.max') == 'max'
     # each write carries the spec's v2 name and value next to the v1 one
     shares = [w for w in result['writes'] if w['cgroup'] == 'ct' and w['property'] == 'cpu.shares'][0]
     assert shares['spec_value'] == {'cpu.weight': 200} and shares['after'] == '2048'
@@ -49,7 +48,6 @@ def test_v2_only_settings_are_refused_by_name_on_v1(sandbox):
     result = run(sandbox, spec=spec, translate_unmappable='skip')
     assert not result.get('failed') and 'memory.high' in str(result.get('warnings')), result
     assert read(sandbox, 'pids', 'ct', 'pids.max') == '5'
-    result = run(sandbox, spec={'version': 1, 'cgroups': {'ct2': {'controllers': ['cpu'],
-                                                                   'properties': {'cpu.weight': 100}}}},
-                 translate='never')
+    spec = {'version': 1, 'cgroups': {'ct2': {'controllers': ['cpu'], 'properties': {'cpu.weight': 100}}}}
+    result = run(sandbox, spec=spec, translate='never')
     assert result['failed'] and 'cpu.weight' in result['msg'] and 'translate is never' in result['msg'], result

@@ -12,9 +12,6 @@ from modrun import snapshot
 from v2lib import r, run
 
 
-
-
-
 def enabled(sandbox, *parts):
     return sorted(r(sandbox, *(parts + ('cgroup.subtree_control',))).split())
 

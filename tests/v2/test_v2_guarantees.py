@@ -12,9 +12,6 @@ from modrun import module_env, snapshot
 from v2lib import r, run
 
 
-
-
-
 def writes(result):
     return [dict((k, w[k]) for k in ('cgroup', 'property', 'before', 'after', 'spec_value')) for w in result['writes']]
 

@@ -14,9 +14,6 @@ from v2lib import r, run
 UNLIMITED = 'max'
 
 
-
-
-
 @pytest.mark.parametrize('mode', ['strict', 'opport', 'bind'])
 def test_normalised_values_are_idempotent_in_every_mode(sandbox, mode):
     if mode == 'bind':
