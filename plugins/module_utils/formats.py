@@ -471,8 +471,6 @@ def _cgconfig_values(build, path, cg, section, items):
 # config.c); cgsnapshot of libcgroup 3.x writes the task owner as tuid/tgid.
 _PERM_KEYS = {'task': ('uid', 'gid', 'fperm'), 'admin': ('uid', 'gid', 'dperm', 'fperm')}
 _PERM_ALIASES = {('task', 'tuid'): 'uid', ('task', 'tgid'): 'gid'}
-# The kernel's mode for a new cgroup's files; devices.list is read-only.
-_KERNEL_FILE_MODES = {'devices.list': 0o444}
 
 
 def _cgconfig_perm_block(build, group, items, perm_blocks):
@@ -528,13 +526,13 @@ def _cgconfig_perms(build, group, cg, perm_blocks):
             perms = dict(admin_owner)
             if 'fperm' in admin:
                 perms['mode'] = _cgconfig_mode(build, group, 'admin', 'fperm', admin['fperm'],
-                                               _KERNEL_FILE_MODES.get(name, 0o644))
+                                               properties.kernel_file_mode(name))
             cg['file_perms'][name] = perms
         if group not in build.admin_groups:
             build.admin_groups.append(group)
     tasks = dict(admin_owner)
     tasks.update((k, task[k][0]) for k in ('uid', 'gid') if k in task)
     if 'fperm' in task:
-        tasks['mode'] = _cgconfig_mode(build, group, 'task', 'fperm', task['fperm'], 0o644)
+        tasks['mode'] = _cgconfig_mode(build, group, 'task', 'fperm', task['fperm'], properties.kernel_file_mode('tasks'))
     if tasks:
         cg['file_perms']['tasks'] = tasks

@@ -332,14 +332,16 @@ def _prune_disables(removals, observed, by_hierarchy, hierarchy_of, final, need)
     a top-level cgroup of the spec (shared with other containers)."""
     removed = set((a.hierarchy, a.path) for a in removals)
     kind = properties.kind_of('cgroup.subtree_control')
+    named_in = {}  # hierarchy -> the spec's paths and their ancestors
+    for h, paths in by_hierarchy.items():
+        named_in[h] = set(paths)
+        for path in paths:
+            named_in[h].update(ancestors(path))
     actions = []
     for (h, top), entries in sorted(observed.subtrees.items()):
         if hierarchy_of[h].version != 2:
             continue
-        named = set()
-        for path in by_hierarchy.get(h, {}):
-            named.add(path)
-            named.update(ancestors(path))
+        named = named_in.get(h, set())
         children = {}
         for path, _tasks in entries:
             if (h, path) not in removed:

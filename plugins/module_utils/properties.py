@@ -201,6 +201,13 @@ CRIU_BUILTIN = {
 CRIU_GLOBAL = ('cgroup.clone_children', 'notify_on_release', 'cgroup.procs', 'tasks')
 PERMS_ONLY = frozenset(['cgroup.procs', 'tasks', 'cgroup.threads'])
 
+
+def kernel_file_mode(name):
+    """The mode the kernel gives a control file in a new cgroup (most are
+    0644; devices.list is read-only)."""
+    return 0o444 if name == 'devices.list' else 0o644
+
+
 # The cgroup v2 equivalents of CRIU's list, and v2's own core settings: those
 # CRIU saves for v2 (its cgroup-v2 global properties, checkpoint-restore/criu#1968)
 # plus cgroup.procs and cgroup.threads for their perms.

@@ -21,11 +21,6 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import translate
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
 
-# A file owned by root with the mode the kernel gives it in a new cgroup is
-# left out of file_perms: 0644, or 0444 for the read-only devices.list.
-_DEFAULT_FILE_MODES = {'devices.list': 0o444}
-
-
 # Files that show another file's setting in other units: writing both, the
 # later wins (cpu.weight.nice 0 turns cpu.weight 200 into 100), so only the
 # other file is captured where it is there.
@@ -132,7 +127,8 @@ class _Reader:
                 entry['controllers'].add(properties.controller_of(name))
             if self.want_perms and (captured or name in properties.PERMS_ONLY):
                 mode, uid, gid = fs.stat(path, name)
-                if (mode, uid, gid) != (_DEFAULT_FILE_MODES.get(name, 0o644), 0, 0):
+                # a root-owned file with the kernel's own mode is left out of file_perms
+                if (mode, uid, gid) != (properties.kernel_file_mode(name), 0, 0):
                     self._merge(path, 'file_perms', name, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
 
     def _wanted_value(self, fs, hierarchy, path, name):
