@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run a command as root on a real cgroup v2 kernel, in a throwaway VM.
+"""Run a command as root on a real cgroup v2 (or v1) kernel, in a throwaway VM.
 
 This machine's cgroup2 mount has only hugetlb (the other controllers are bound
 to v1), so v2 code is tested on Debian's own kernel (linux-image-amd64) booted
@@ -15,7 +15,13 @@ in qemu-system-x86_64:
   empty tmpfs, and /tmp and /var/tmp are overlays that show the host's files
   (a checkout may live there) and keep the VM's changes to themselves;
 - cgroup2 on /sys/fs/cgroup with every controller enabled in the root's
-  cgroup.subtree_control;
+  cgroup.subtree_control; or, with --cgroup v1, a tmpfs on /sys/fs/cgroup
+  with the v1 hierarchies cpu,cpuacct, memory, pids, devices, freezer,
+  cpuset, blkio and net_cls,net_prio mounted on it (and no cgroup2 at all),
+  as on a classic v1 host;
+- with --criu, what CRIU's feature checks (`criu check`) need of the kernel:
+  the loopback interface up (always) and the modules of CRIU_MODULES loaded
+  with the host's modprobe from /lib/modules (about a second under TCG);
 - one block device, /dev/nullb0 (null_blk: it stores nothing), with the
   iocost policy on, so io.max and io.weight take its per-device lines;
 - a run directory shared read-write at the same path inside and outside
@@ -29,7 +35,8 @@ in qemu-system-x86_64:
 The command's stdout and stderr (merged) come back over the serial console
 and so does its exit code. The VM powers off when the command ends.
 
-    tools/v2vm.py run [--timeout S] [--share DIR] [-e KEY=VALUE] [--ssh-port P] -- CMD...
+    tools/v2vm.py run [--timeout S] [--share DIR] [-e KEY=VALUE] [--ssh-port P]
+                      [--cgroup v1|v2] [--criu] -- CMD...
     tools/v2vm.py build         build (or find) the cached kernel image and initramfs
     tools/v2vm.py info          kernel, initramfs and qemu that would be used
 
@@ -37,6 +44,7 @@ From Python (e.g. pytest):
 
     import v2vm
     result = v2vm.run(['python3', '-c', 'print(1)'], timeout=120)
+    result = v2vm.run(['criu', 'check'], cgroup='v1', criu=True)
     result.returncode, result.output, result.boot_seconds
 
 A VM that cannot start raises VMError; `run` on the command line then exits
@@ -69,6 +77,14 @@ QEMU = 'qemu-system-x86_64'
 # that stores nothing (/dev/nullb0), for the io controller's per-device files;
 # with their dependencies.
 MODULES = ('virtio_pci', '9pnet_virtio', '9p', 'overlay', 'virtio_net', 'null_blk')
+# The modules CRIU 3.17's `criu check` asks of Debian's kernel: nftables for
+# its network locking, veth and tun for the devices it restores, and the
+# sock_diag modules through which it reads sockets.
+CRIU_MODULES = ('nf_tables', 'veth', 'tun', 'netlink_diag', 'unix_diag', 'inet_diag', 'tcp_diag',
+                'udp_diag', 'af_packet_diag')
+# The cgroup layouts /init can mount (tools/v2vm/init): 'v2' the unified
+# hierarchy alone, 'v1' the v1 hierarchies alone.
+CGROUP_LAYOUTS = ('v2', 'v1')
 # The guest's address on qemu's user-mode network (slirp's default).
 GUEST_ADDRESS = '10.0.2.15'
 # Host variables that the command keeps; everything else starts clean.
@@ -278,12 +294,17 @@ def build_initramfs(version):
 
 # -- running -----------------------------------------------------------------
 
-def qemu_command(kernel, initramfs, share, token, controllers=True, memory_mb=1024, cpus=2, ssh_port=None):
+def qemu_command(kernel, initramfs, share, token, controllers=True, memory_mb=1024, cpus=2, ssh_port=None,
+                 cgroup='v2', modules=()):
+    if cgroup not in CGROUP_LAYOUTS:
+        raise ValueError('cgroup layout %r: choose one of %s' % (cgroup, ', '.join(CGROUP_LAYOUTS)))
     append = ' '.join([
         'console=ttyS0', 'quiet', 'panic=-1',
         'v2vm_token=' + token, 'v2vm_share=' + share,
         'v2vm_controllers=%d' % (1 if controllers else 0),
         'v2vm_address=%s' % (GUEST_ADDRESS if ssh_port else ''),
+        'v2vm_cgroup=' + cgroup,
+        'v2vm_modules=' + ','.join(modules),
     ])
     if ssh_port:
         # restrict=on: the guest can reach nothing beyond qemu; the only way
@@ -311,7 +332,7 @@ def _run_script(argv, cwd, env):
 
 
 def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=None, cwd=None,
-        stream=None, controllers=True, kernel_version=None, ssh_port=None):
+        stream=None, controllers=True, kernel_version=None, ssh_port=None, cgroup='v2', criu=False):
     """Run argv as root in a fresh VM. Returns a Result; raises VMError when the
     VM cannot be built, does not reach the command within boot_timeout, or
     does not finish within timeout (then the qemu process is killed).
@@ -321,7 +342,9 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
     .v2vm-rc, the command as the guest runs it and its exit code. stream: a binary file that gets the
     command's output as it comes. env: variables added to the command's.
     ssh_port: forward 127.0.0.1:ssh_port on this machine to port 22 of the
-    guest (see the module's docstring)."""
+    guest (see the module's docstring). cgroup: 'v2' or 'v1', the layout of
+    /sys/fs/cgroup (controllers applies to v2 only). criu: load
+    CRIU_MODULES, for `criu check`, dump and restore."""
     if not argv:
         raise ValueError('no command given')
     if shutil.which(QEMU) is None:
@@ -344,8 +367,9 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
             os.unlink(rc_file)
         with open(os.path.join(share, '.v2vm-run.sh'), 'w') as handle:
             handle.write(_run_script(argv, cwd or os.getcwd(), full_env))
-        return _boot(qemu_command(kernel, initramfs, share, token, controllers, ssh_port=ssh_port), token, rc_file,
-                     timeout, boot_timeout, stream)
+        cmd = qemu_command(kernel, initramfs, share, token, controllers, ssh_port=ssh_port, cgroup=cgroup,
+                           modules=CRIU_MODULES if criu else ())
+        return _boot(cmd, token, rc_file, timeout, boot_timeout, stream)
     finally:
         if own_share:
             shutil.rmtree(share, ignore_errors=True)
@@ -455,6 +479,10 @@ def main(argv=None):
                        help="leave the root's cgroup.subtree_control empty")
     p_run.add_argument('--kernel', help='kernel version (default: the newest installed)')
     p_run.add_argument('--ssh-port', type=int, help='forward 127.0.0.1:PORT to port 22 of the guest')
+    p_run.add_argument('--cgroup', choices=CGROUP_LAYOUTS, default='v2',
+                       help='v2: cgroup2 on /sys/fs/cgroup; v1: the v1 hierarchies there (default %(default)s)')
+    p_run.add_argument('--criu', action='store_true',
+                       help="load the kernel modules CRIU's feature checks need (%s)" % ', '.join(CRIU_MODULES))
     p_run.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('build', help='build (or find) the cached kernel image and initramfs')
     sub.add_parser('info', help='what would be used')
@@ -481,7 +509,7 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         result = run(cmd, timeout=args.timeout, boot_timeout=args.boot_timeout, share=args.share,
                      env=env, stream=sys.stdout.buffer, controllers=not args.no_controllers,
-                     kernel_version=args.kernel, ssh_port=args.ssh_port)
+                     kernel_version=args.kernel, ssh_port=args.ssh_port, cgroup=args.cgroup, criu=args.criu)
     except VMError as exc:
         print('v2vm: %s' % exc, file=sys.stderr)
         return EXIT_VM_FAILED
