@@ -274,6 +274,8 @@ def criu_to_spec(image, where):
     for index, controller in enumerate(entry.get('controllers') or []):
         cnames = [_cname(c) for c in (controller.get('cnames') or [])]
         for item in controller.get('dirs') or []:
+            if _empty_v2_root(cnames, item):
+                continue
             _criu_dir(build, item, (), cnames, 'controllers[%d]' % index)
     for cg_set in entry.get('sets') or []:
         for member in cg_set.get('ctls') or []:
@@ -288,6 +290,20 @@ def _cname(name):
     """CRIU saves the cgroup v2 hierarchy with the controller name "": the
     spec's 'unified', which names the v2 hierarchy."""
     return str(name) or targets.UNIFIED
+
+
+def _empty_v2_root(cnames, item):
+    """The v2 root as CRIU saves it on a v1 host: every process there has a
+    "0::/" line in /proc/PID/cgroup (the kernel shows it once cgroup2 was ever
+    mounted), so the image names the root of the v2 hierarchy, with no
+    cgroup below it and nothing to set (cgroup.procs is saved for its
+    perms). There is nothing to restore, and on a host with no cgroup2 mount
+    it would be refused as a v2 cgroup with nowhere to go."""
+    if cnames != [targets.UNIFIED] or not isinstance(item, dict):
+        return False
+    if str(item.get('dir_name', '')).strip('/') or item.get('children'):
+        return False
+    return all(str(prop.get('name', '')) in properties.PERMS_ONLY for prop in item.get('properties') or [])
 
 
 def _image_path_components(build, text, what):

@@ -142,3 +142,18 @@ def test_cgconfig_from_the_real_cgsnapshot(sandbox):
                             ('memory', 'memory.soft_limit_in_bytes'), ('cpuset', 'cpuset.cpus')):
         assert perms(sandbox, hierarchy, 'ct', 'a', name) == (0o644, 1000, 1000), (hierarchy, name)
     assert "other files keep the kernel's owner" in str(result.get('warnings'))
+
+
+def test_real_v1_dump_restores_on_a_v1_host_without_cgroup2(sandbox):
+    # The real `criu dump` of a v1 host names the v2 root too (the "0::/" line,
+    # empty): with no cgroup2 mounted (the view has memory and pids only) it
+    # was refused: "it names the cgroup v2 hierarchy (unified), and none is mounted".
+    src = image_dir(sandbox, 'v1_real_dump_memory_pids')
+    first = run(sandbox, src=src, only=('memory', 'pids'))
+    assert first['changed'] is True and not first.get('failed'), first
+    assert not any('unified' in str(w) for w in first.get('warnings', [])), first
+    second = run(sandbox, src=src, only=('memory', 'pids'))
+    assert second['changed'] is False and not second.get('failed'), second
+    assert cgroups(sandbox, 'memory') == ['x']
+    assert read(sandbox, 'memory', 'x', 'memory.limit_in_bytes') == '99999744'
+    assert cgroups(sandbox, 'pids') == []

@@ -358,3 +358,36 @@ def test_builtin_lists_are_criu_s():
                           'cgroup.kill', 'cgroup.events', 'cgroup.stat', 'memory.stat', 'cgroup.procs', 'cpu.shares')
               if snapshot._wanted(n, v2, 'builtin')]  # pylint: disable=protected-access
     assert wanted == ['cgroup.freeze', 'cgroup.type', 'cgroup.max.depth', 'cgroup.subtree_control', 'memory.max']
+
+
+def test_real_v1_dump_names_the_empty_v2_root_and_it_is_not_restored(tmp_path):
+    # v1_real_dump.json: `crit decode` of the cgroup.img that the real `criu
+    # dump --manage-cgroups=full` (CRIU 3.17) wrote in the VM's v1 layout
+    # (tools/v2vm.py --cgroup v1), of a process in memory:/x. Its last
+    # controller is the v2 root, from the "0::/" line: cnames [""], dir_name "",
+    # only cgroup.procs (for its perms). Before: "/" got 'unified', and the
+    # restore on a v1 host without cgroup2 was refused.
+    image = encode(tmp_path, 'v1_real_dump')
+    raw = json.loads(subprocess.run(['crit', 'decode', '-i', image], stdout=subprocess.PIPE, check=True).stdout)
+    v2_entries = [c for c in raw['entries'][0]['controllers'] if c['cnames'] == ['']]
+    assert [d['dir_name'] for d in v2_entries[0]['dirs']] == ['']
+    data, warnings = formats.load_src(str(tmp_path))
+    assert all('unified' not in cg['controllers'] for cg in data['cgroups'].values()), data
+    assert data['cgroups']['x']['controllers'] == ['memory']
+    assert data['cgroups']['x']['properties']['memory.limit_in_bytes'] == '99999744'
+    assert 'unified' not in data['cgroups']['/']['controllers']
+    assert warnings == []
+    sp.load_spec(data)
+
+
+@pytest.mark.parametrize('v2_dir', [
+    {'dir_name': '', 'properties': [{'name': 'pids.max', 'value': '5'}]},
+    {'dir_name': '', 'children': [{'dir_name': 'app', 'properties': []}]},
+    {'dir_name': 'ct', 'properties': [{'name': 'cgroup.procs', 'value': ''}]},
+])
+def test_a_v2_entry_with_something_to_restore_is_kept(tmp_path, v2_dir):
+    image = {'magic': 'CGROUP', 'entries': [{'controllers': [{'cnames': [''], 'dirs': [v2_dir]}], 'sets': []}]}
+    path = tmp_path / 'img.json'
+    path.write_text(json.dumps(image))
+    data, _warnings = formats.load_src(str(path))
+    assert any('unified' in cg['controllers'] for cg in data['cgroups'].values()), data
