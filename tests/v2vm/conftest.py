@@ -10,6 +10,8 @@ import pytest
 
 import v2vm as v2vm_tool  # tools/ is on sys.path through tests/conftest.py
 
+import criu_table
+
 BOOTS = []
 
 
@@ -42,3 +44,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section('v2vm boot times')
         for command, boot, total in BOOTS:
             terminalreporter.write_line('boot %5.1fs  total %5.1fs  %s' % (boot, total, command))
+    if criu_table.RUNS:
+        terminalreporter.section('CRIU alone and with the collection (test_criu.py)')
+        for line in criu_table.render():
+            terminalreporter.write_line(line)
