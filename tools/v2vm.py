@@ -21,7 +21,7 @@ in qemu-system-x86_64:
   as on a classic v1 host;
 - with --criu, what CRIU's feature checks (`criu check`) need of the kernel:
   the loopback interface up (always) and the modules of CRIU_MODULES loaded
-  with the host's modprobe from /lib/modules (about a second under TCG);
+  with the host's modprobe from /lib/modules;
 - one block device, /dev/nullb0 (null_blk: it stores nothing), with the
   iocost policy on, so io.max and io.weight take its per-device lines;
 - a run directory shared read-write at the same path inside and outside

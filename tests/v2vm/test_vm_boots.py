@@ -178,3 +178,20 @@ def test_initramfs_is_cached_per_kernel_version():
     assert version in os.path.basename(first)
     assert v2vm_tool.build_initramfs(version) == first
     assert os.stat(first).st_mtime_ns == mtime
+
+
+def test_the_cgroup_layout_and_the_criu_modules_reach_the_kernel_command_line():
+    cmd = v2vm_tool.qemu_command('vmlinux', 'initrd', '/share', 'token', cgroup='v1',
+                                 modules=v2vm_tool.CRIU_MODULES)
+    append = cmd[cmd.index('-append') + 1].split()
+    assert 'v2vm_cgroup=v1' in append
+    assert 'v2vm_modules=' + ','.join(v2vm_tool.CRIU_MODULES) in append
+    default = v2vm_tool.qemu_command('vmlinux', 'initrd', '/share', 'token')
+    assert {'v2vm_cgroup=v2', 'v2vm_modules='} <= set(default[default.index('-append') + 1].split())
+    with pytest.raises(ValueError, match='cgroup layout'):
+        v2vm_tool.qemu_command('vmlinux', 'initrd', '/share', 'token', cgroup='hybrid')
+
+
+def test_every_criu_module_is_in_the_kernel():
+    version = v2vm_tool.find_kernel()[0]
+    assert v2vm_tool.module_load_order(version, v2vm_tool.CRIU_MODULES)
