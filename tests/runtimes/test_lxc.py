@@ -7,10 +7,15 @@ the container (lxc-attach) restores subcgroups and limits through the
 LXC 5 starts a container in a cgroup namespace of its own and then ignores
 `lxc.mount.auto = cgroup:*`, leaving the cgroup mounts to the container's
 init; busybox's init mounts none, so the container sees an empty
-/sys/fs/cgroup (test_plain_cgroup_auto_mounts_nothing). The views are made
-with `:force` (fresh mounts inside the cgroup namespace) or without a cgroup
-namespace (the classic tmpfs, read-only directories and a bind of the
+/sys/fs/cgroup (test_plain_cgroup_auto_mounts_nothing). The views tested are
+made with `:force` (fresh mounts inside the cgroup namespace) and without a
+cgroup namespace (a tmpfs, a directory per hierarchy, and a bind of the
 container's own cgroup at its host path).
+
+The module runs inside as tests/lib/modrun runs it in a sandbox: the module
+file as a process with a JSON arguments file, by the test's own Python, which
+is bound read-only into the container at its own paths (busybox has no
+Python); the container's /sys/fs/cgroup stays as LXC built it.
 
 Each container's cgroups (payload, monitor and LXC's lxc.pivot) live below a
 test sandbox's subtree (lxc.cgroup.dir.*), which is removed afterwards, and
@@ -95,9 +100,9 @@ def container_factory(sandbox):
         assert not left, 'LXC left behind: %s' % left
 
 
-def inside(container, calls):
-    """Run cgroup_restore calls inside the container, as tests/lib/modrun does
-    in a sandbox: the module file as a process with a JSON arguments file."""
+def inside(container, calls, module='cgroup_restore'):
+    """Run module calls inside the container, as tests/lib/modrun does in a
+    sandbox: the module file as a process with a JSON arguments file."""
     class View:
         work = container.work
 
@@ -105,7 +110,7 @@ def inside(container, calls):
         def run(argv, only=None, extra='', env=None):
             return container.attach(argv, env={'PYTHONPATH': (env or module_env())['PYTHONPATH'],
                                                'PATH': '/usr/bin:/bin:/usr/sbin:/sbin'})
-    return run_calls(View, calls)
+    return run_calls(View, calls, module=module_path(module))
 
 
 def host_snapshot(sandbox, paths):
@@ -133,15 +138,9 @@ def assert_config_limits(container, sandbox):
     assert sorted(kernel(container, 'devices', '', 'devices.list').splitlines()) == ALLOWED
 
 
-@pytest.mark.parametrize('cgroup_auto', ['cgroup:mixed:force', 'cgroup:rw:force'])
-def test_cgroup_namespace_view(container_factory, sandbox, cgroup_auto):
-    container = container_factory(cgroup_auto)
-    # The view: each v1 hierarchy mounted afresh at /sys/fs/cgroup/<h> inside
-    # the container's cgroup namespace, whose root is the container's cgroup.
-    mounts = cgroup_mounts(container.mountinfo())
-    for hierarchy in V1:
-        assert mounts.get('/sys/fs/cgroup/' + hierarchy) == ('cgroup', '/'), mounts
-    assert_config_limits(container, sandbox)
+def assert_bind_restore(container, sandbox):
+    """cgroup_restore mode=bind inside the container, through its view: the
+    spec's "/" is the container's cgroup; then the same call changes nothing."""
     spec = {'version': 1, 'cgroups': INSIDE_SPEC}
     first, second = inside(container, [(dict(mode='bind', spec=spec), False, False)] * 2)
     assert not first.get('failed'), first
@@ -155,15 +154,33 @@ def test_cgroup_namespace_view(container_factory, sandbox, cgroup_auto):
     # The host's snapshot sees the restored subcgroups below the container's cgroup.
     cgroups = host_snapshot(sandbox, [container.cgroup])
     assert cgroups[container.cgroup + '/app/db']['properties']['memory.limit_in_bytes'] == 64 << 20
+    assert cgroups[container.cgroup + '/app']['properties']['pids.max'] == 40
+    # And so does a snapshot inside, through the same view, relative to the container's cgroup.
+    seen = inside(container, [(dict(paths=['app']), False, False)], module='cgroup_snapshot')[0]
+    assert not seen.get('failed'), seen
+    assert seen['spec']['cgroups']['app/db']['properties']['memory.limit_in_bytes'] == 64 << 20
+
+
+@pytest.mark.parametrize('cgroup_auto', ['cgroup:mixed:force', 'cgroup:rw:force'])
+def test_cgroup_namespace_view(container_factory, sandbox, cgroup_auto):
+    """LXC's default cgroup namespace with :force: each v1 hierarchy mounted
+    afresh at /sys/fs/cgroup/<h>, its root the namespace's, which is the
+    container's cgroup."""
+    container = container_factory(cgroup_auto)
+    mounts = cgroup_mounts(container.mountinfo())
+    for hierarchy in V1:
+        assert mounts.get('/sys/fs/cgroup/' + hierarchy) == ('cgroup', '/'), mounts
+    assert_config_limits(container, sandbox)
+    assert_bind_restore(container, sandbox)
 
 
 @pytest.mark.parametrize('cgroup_auto', ['cgroup:mixed', 'cgroup:rw'])
 def test_host_cgroup_namespace_view(container_factory, sandbox, cgroup_auto):
-    """Without a cgroup namespace LXC builds a tmpfs with a directory per
-    hierarchy and binds the container's own cgroup at its host path below
-    it. The collection does not read that view (a hierarchy's cgroup mount is
-    not directly below the mountpoint): the restore refuses, naming the
-    hierarchy, and writes nothing."""
+    """Without a cgroup namespace LXC mounts a tmpfs at /sys/fs/cgroup with a
+    directory per hierarchy (cgroup:mixed: a read-only bind of it) and binds
+    the container's own cgroup at its host path below it. Before the
+    collection knew this view, the restore refused it: "hierarchy cpu is not
+    mounted under the mountpoint"."""
     container = container_factory(cgroup_auto, cgroupns=False)
     mounts = cgroup_mounts(container.mountinfo())
     for hierarchy in V1:
@@ -172,13 +189,7 @@ def test_host_cgroup_namespace_view(container_factory, sandbox, cgroup_auto):
         # cgroup:mixed makes /sys/fs/cgroup/<h> a read-only bind of the tmpfs; cgroup:rw leaves it a directory
         assert mounts.get('/sys/fs/cgroup/' + hierarchy, ('none',))[0] in ('none', 'tmpfs'), mounts
     assert_config_limits(container, sandbox)
-    before = cgroup_dirs(sandbox)
-    spec = {'version': 1, 'cgroups': dict(
-        (container.cgroup + ('/' + path if path != '/' else ''), value) for path, value in INSIDE_SPEC.items())}
-    result = inside(container, [(dict(mode='bind', spec=spec), False, False)])[0]
-    assert result.get('failed') and 'is not mounted under the mountpoint' in result['msg'], result
-    assert cgroup_dirs(sandbox) == before
-    assert kernel(container, 'pids', '', 'pids.max') == '100'
+    assert_bind_restore(container, sandbox)
 
 
 def test_plain_cgroup_auto_mounts_nothing(container_factory, sandbox):
