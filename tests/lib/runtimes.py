@@ -76,6 +76,22 @@ class HostView:
                    + list(argv), env=env)
 
 
+def v1_hierarchy_dirs():
+    """{controller: its hierarchy's directory under /sys/fs/cgroup} of the
+    host's cgroup v1 mounts (co-mounted ones share one, e.g. cpu,cpuacct;
+    named ones as name=systemd)."""
+    found = {}
+    with open('/proc/self/mountinfo') as handle:
+        for line in handle:
+            fields = line.split()
+            sep = fields.index('-', 6)
+            if fields[sep + 1] == 'cgroup' and os.path.dirname(fields[4]) == CGROUP_ROOT:
+                for option in fields[sep + 3].split(','):
+                    if option not in ('rw', 'ro') and '=' not in option or option.startswith('name='):
+                        found.setdefault(option, os.path.basename(fields[4]))
+    return found
+
+
 def cgroup_mounts(mountinfo):
     """{mount point: (fstype, root)} of the mounts a process sees, from its
     mountinfo text: the last mount on a point is the one on top."""

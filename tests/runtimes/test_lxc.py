@@ -26,7 +26,8 @@ import os
 import pytest
 
 from modrun import module_env, module_path, run_calls
-from runtimes import HostView, LxcContainer, cgroup_dirs, cgroup_mounts, read_file, require_tools, root_entries
+from runtimes import (HostView, LxcContainer, cgroup_dirs, cgroup_mounts, read_file, require_tools, root_entries,
+                      v1_hierarchy_dirs)
 
 pytestmark = pytest.mark.kernel
 
@@ -64,7 +65,8 @@ EXPECTED = [
     ('memory', 'app/db', 'memory.limit_in_bytes', str(64 << 20)),
     ('pids', 'app/db', 'pids.max', '20'),
 ]
-V1 = ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids', 'systemd']
+DIR_OF = v1_hierarchy_dirs()  # controller -> the host's hierarchy directory
+V1 = sorted(set(DIR_OF.values()))
 
 
 @pytest.fixture(autouse=True)
@@ -119,9 +121,9 @@ def host_snapshot(sandbox, paths):
     return result['spec']['cgroups']
 
 
-def kernel(container, hierarchy, sub, name):
+def kernel(container, controller, sub, name):
     """A kernel file of the container's cgroup, read on the host."""
-    return read_file('/sys/fs/cgroup', hierarchy, container.cgroup, sub, name)
+    return read_file('/sys/fs/cgroup', DIR_OF[controller], container.cgroup, sub, name)
 
 
 def assert_config_limits(container, sandbox):

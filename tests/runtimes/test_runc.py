@@ -9,7 +9,7 @@ import os
 import pytest
 
 from modrun import module_path, run_calls
-from runtimes import HostView, RuncContainer, read_file, require_tools
+from runtimes import HostView, RuncContainer, read_file, require_tools, v1_hierarchy_dirs
 
 pytestmark = pytest.mark.kernel
 
@@ -39,6 +39,18 @@ RUNC_SETS = {
     # blkio.weight, or blkio.bfq.weight on kernels whose blkio has BFQ's files only
     'blkio': {'blkio.weight': '300', 'blkio.bfq.weight': '300'},
 }
+
+
+DIR_OF = v1_hierarchy_dirs()  # controller -> the host's hierarchy directory
+
+
+def runc_sets(hierarchy):
+    """The files of RUNC_SETS that live in a hierarchy directory."""
+    files = {}
+    for controller, sets in RUNC_SETS.items():
+        if DIR_OF.get(controller) == hierarchy:
+            files.update(sets)
+    return files
 
 
 @pytest.fixture(autouse=True)
@@ -76,15 +88,16 @@ def settings(sandbox, cgroup, names_of):
 def test_runc_snapshot_delete_restore(sandbox, container):
     container.start()
     ct = container.cgroup
-    runc_files = settings(sandbox, ct, lambda h, present: set(RUNC_SETS.get(h, {})) & present)
+    runc_files = settings(sandbox, ct, lambda h, present: set(runc_sets(h)) & present)
     # runc set them as its config says (a file the kernel lacks is not compared)
-    for hierarchy, files in RUNC_SETS.items():
-        for name, value in files.items():
+    for hierarchy in runc_files:
+        for name, value in runc_sets(hierarchy).items():
             if value is not None and name in runc_files[hierarchy]:
                 assert runc_files[hierarchy][name] == value, (hierarchy, name)
-    assert 'c 1:3 rwm' in runc_files['devices']['devices.list'].splitlines()
-    assert any(runc_files['blkio'].values()), 'runc set no blkio weight file'
+    assert 'c 1:3 rwm' in runc_files[DIR_OF['devices']]['devices.list'].splitlines()
+    assert any(runc_files[DIR_OF['blkio']].values()), 'runc set no blkio weight file'
 
+    # builtin (CRIU's list) has neither freezer.state nor blkio.bfq.weight, which runc sets; writable has both
     spec = host_module(sandbox, 'cgroup_snapshot', paths=[ct], properties=['writable'])['spec']
     props = spec['cgroups'][ct]['properties']
     for files in RUNC_SETS.values():
@@ -100,7 +113,7 @@ def test_runc_snapshot_delete_restore(sandbox, container):
     restored = host_module(sandbox, 'cgroup_restore', spec=spec)
     assert restored['changed'] is True
     assert sorted(c['hierarchy'] for c in restored['created'] if c['cgroup'] == ct) == sorted(sandbox.hierarchies)
-    after_runc = settings(sandbox, ct, lambda h, present: set(RUNC_SETS.get(h, {})) & present)
+    after_runc = settings(sandbox, ct, lambda h, present: set(runc_sets(h)) & present)
     after_all = settings(sandbox, ct, lambda h, present: set(props) & present)
     for before, after in ((runc_files, after_runc), (captured, after_all)):
         for hierarchy in before:
