@@ -262,6 +262,13 @@ class LxcContainer:
             cmd += ['-v', '%s=%s' % (key, value)]
         return run(cmd + ['--'] + list(argv))
 
+    def run(self, argv, only=None, extra='', env=None):
+        """modrun.run_calls's view interface: argv inside the container, with
+        only the PYTHONPATH of `env` (the collection) and a PATH."""
+        assert only is None and not extra, 'the container view has no per-call layout'
+        return self.attach(argv, env={'PYTHONPATH': (env or {}).get('PYTHONPATH', COLLECTIONS),
+                                      'PATH': '/usr/bin:/bin:/usr/sbin:/sbin'})
+
     def mountinfo(self):
         return must(['lxc-attach', '-P', self.lxcpath, '-n', self.name, '--', 'cat', '/proc/self/mountinfo']).stdout
 

@@ -25,7 +25,7 @@ import os
 
 import pytest
 
-from modrun import module_env, module_path, run_calls
+from modrun import module_path, run_calls
 from runtimes import (HostView, LxcContainer, cgroup_dirs, cgroup_mounts, read_file, require_tools, root_entries,
                       v1_hierarchy_dirs)
 
@@ -105,14 +105,7 @@ def container_factory(sandbox):
 def inside(container, calls, module='cgroup_restore'):
     """Run module calls inside the container, as tests/lib/modrun does in a
     sandbox: the module file as a process with a JSON arguments file."""
-    class View:
-        work = container.work
-
-        @staticmethod
-        def run(argv, only=None, extra='', env=None):
-            return container.attach(argv, env={'PYTHONPATH': (env or module_env())['PYTHONPATH'],
-                                               'PATH': '/usr/bin:/bin:/usr/sbin:/sbin'})
-    return run_calls(View, calls, module=module_path(module))
+    return run_calls(container, calls, module=module_path(module))
 
 
 def host_snapshot(sandbox, paths):
