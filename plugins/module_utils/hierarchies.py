@@ -74,28 +74,67 @@ def visible(mounts):
     return top
 
 
+def _at_own_path(base, point, mount):
+    """The hierarchy directory below `base` of a cgroup mount that shows a
+    subtree at its own path, as <base>/<name>/<its root>, or None. LXC's
+    cgroup:mixed and cgroup:rw views without a cgroup namespace are such:
+    a tmpfs at /sys/fs/cgroup, a directory per hierarchy, and the container's
+    cgroup /lxc/ct bound at /sys/fs/cgroup/<hierarchy>/lxc/ct."""
+    if mount.root == '/':
+        return None
+    prefix = base.rstrip('/') + '/'
+    if not point.startswith(prefix):
+        return None
+    parts = point[len(prefix):].split('/', 1)
+    if len(parts) != 2 or parts[1] != mount.root.strip('/'):
+        return None
+    return parts[0]
+
+
 def discover(mounts, known, mountpoint, v2_controllers=None):
     """Hierarchies mounted at `mountpoint` (pure v2) or directly below it.
     Mounts hidden by a later mount on the same point or above it are skipped.
-    v2_controllers(mount_point) reads cgroup.controllers of a cgroup2 mount."""
+    v2_controllers(mount_point) reads cgroup.controllers of a cgroup2 mount.
+
+    Where nothing is mounted directly at <mountpoint>/<name>, one cgroup mount
+    that shows its subtree at its own path below it (_at_own_path) is that
+    hierarchy, with its mount as the root of the view: as in the premount
+    role's view, the spec's "/" is the subtree shown, here the container's
+    own cgroup. Two such mounts for one name (two containers' cgroups in one
+    view) are not a view of one container: neither is taken."""
     base = mountpoint.rstrip('/') or '/'
     top = visible(mounts)
     found = []
+    nested = {}
     for point in sorted(top):
         mount = top[point]
         if mount.fstype not in ('cgroup', 'cgroup2'):
             continue
         if point != base and os.path.dirname(point) != base:
+            name = _at_own_path(base, point, mount)
+            if name is not None:
+                nested.setdefault(name, []).append(point)
             continue
         name = '' if point == base else os.path.basename(point)
-        if mount.fstype == 'cgroup':
-            controllers, version = v1_controllers(mount, known), 1
-        else:
-            controllers = frozenset(v2_controllers(point) if v2_controllers else ())
-            version = 2
-        found.append(Hierarchy(name=name, mount_point=point, version=version, controllers=controllers,
-                               dev=mount.dev, root=mount.root, read_only=mount.read_only))
+        found.append(_hierarchy(name, point, mount, known, v2_controllers))
+    direct = set(h.name for h in found)
+    if '' not in direct:
+        for name in sorted(nested):
+            if name not in direct and len(nested[name]) == 1:
+                point = nested[name][0]
+                found.append(_hierarchy(name, point, top[point], known, v2_controllers))
+        found.sort(key=lambda h: h.name)
     return found
+
+
+def _hierarchy(name, point, mount, known, v2_controllers):
+    if mount.fstype == 'cgroup':
+        controllers, version = v1_controllers(mount, known), 1
+    else:
+        controllers = frozenset(v2_controllers(point) if v2_controllers else ())
+        version = 2
+    return Hierarchy(name=name, mount_point=point, version=version, controllers=controllers,
+                     dev=mount.dev, root=mount.root, read_only=mount.read_only)
 
 
 def hierarchy_for(controller, hierarchies):

@@ -18,6 +18,10 @@ description:
   - Works on cgroup v1 hierarchies, co-mounted ones (C(cpu,cpuacct)) and named ones
     (C(name=systemd)) included, and on the cgroup v2 unified hierarchy, pure (at O(mountpoint)) or
     hybrid (at C(<mountpoint>/unified)). Hierarchies are discovered from C(/proc/self/mountinfo).
+  - A container's view made by LXC without a cgroup namespace (C(lxc.mount.auto) C(cgroup:mixed) or
+    C(cgroup:rw)), where nothing is mounted at C(<mountpoint>/<hierarchy>) itself and the container's
+    cgroup C(/lxc/ct) is bound at C(<mountpoint>/<hierarchy>/lxc/ct), has that mount as the hierarchy, and
+    C(/) is the container's own cgroup, as in the views of the premount role and of a cgroup namespace.
   - On cgroup v2, controllers are enabled in C(cgroup.subtree_control) from the top down, only those
     the spec needs and only up to the parent of each cgroup that uses them. The controller name
     C(unified) in a cgroup's C(controllers) names the v2 hierarchy itself.

@@ -80,6 +80,8 @@ options:
   mountpoint:
     description:
       - The directory under which the hierarchies are mounted, one per directory.
+      - In a container's view that binds its own cgroup at its host path below such a directory (LXC's
+        C(cgroup:mixed) without a cgroup namespace), that mount is the hierarchy, and C(/) the container's cgroup.
     type: path
     default: /sys/fs/cgroup
 seealso:

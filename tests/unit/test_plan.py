@@ -59,6 +59,49 @@ def test_hidden_mounts_are_not_hierarchies():
     assert [(h.name, h.root) for h in found] == [('memory', '/box')]
 
 
+# LXC's cgroup:mixed view without a cgroup namespace (lines as an LXC 5.0
+# container shows them): a tmpfs, a read-only bind of a directory of it per
+# hierarchy, and the container's cgroup /lxc/ct bound at its own path below.
+LXC_VIEW = '\n'.join([
+    '179 171 0:48 / /sys/fs/cgroup rw,nosuid - tmpfs none rw,size=10240k,mode=755',
+    '190 179 0:48 /memory /sys/fs/cgroup/memory ro,nosuid - tmpfs none rw,size=10240k,mode=755',
+    '191 190 0:32 /lxc/ct /sys/fs/cgroup/memory/lxc/ct rw,relatime - cgroup cgroup rw,memory',
+    '192 179 0:48 /pids /sys/fs/cgroup/pids ro,nosuid - tmpfs none rw,size=10240k,mode=755',
+    '193 192 0:36 /lxc/ct /sys/fs/cgroup/pids/lxc/ct rw,relatime - cgroup cgroup rw,pids',
+    '198 179 0:48 /unified /sys/fs/cgroup/unified ro,nosuid - tmpfs none rw,size=10240k,mode=755',
+    '199 198 0:38 /lxc/ct /sys/fs/cgroup/unified/lxc/ct rw,relatime - cgroup2 cgroup2 rw',
+])
+
+
+def test_a_view_of_a_cgroup_at_its_own_path_is_its_hierarchy():
+    found = hz.discover(hz.parse_mountinfo(LXC_VIEW), KERNEL, '/sys/fs/cgroup', lambda p: ['hugetlb'])
+    assert [(h.name, h.mount_point, h.root, h.version, h.read_only) for h in found] == [
+        ('memory', '/sys/fs/cgroup/memory/lxc/ct', '/lxc/ct', 1, False),
+        ('pids', '/sys/fs/cgroup/pids/lxc/ct', '/lxc/ct', 1, False),
+        ('unified', '/sys/fs/cgroup/unified/lxc/ct', '/lxc/ct', 2, False)]
+    assert hz.hierarchy_for('memory', found).controllers == frozenset(['memory'])
+
+
+def test_views_that_are_not_one_cgroup_at_its_own_path_are_not_hierarchies():
+    def names(*lines):
+        text = '\n'.join(('179 171 0:48 / /sys/fs/cgroup rw - tmpfs none rw',) + lines)
+        return [(h.name, h.mount_point) for h in hz.discover(hz.parse_mountinfo(text), KERNEL, '/sys/fs/cgroup')]
+    # shown at another path than its own
+    assert names('191 179 0:32 /lxc/ct /sys/fs/cgroup/memory/other rw - cgroup cgroup rw,memory') == []
+    # the hierarchy's root below a directory: a mount at <h>/<something> is not the view's <h>
+    assert names('191 179 0:32 / /sys/fs/cgroup/memory/x rw - cgroup cgroup rw,memory') == []
+    # two containers' cgroups in one view: neither is the view's root
+    assert names('191 179 0:32 /lxc/a /sys/fs/cgroup/memory/lxc/a rw - cgroup cgroup rw,memory',
+                 '192 179 0:32 /lxc/b /sys/fs/cgroup/memory/lxc/b rw - cgroup cgroup rw,memory') == []
+    # a mount directly at <h> is the hierarchy, whatever is below it
+    assert names('190 179 0:32 /lxc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+                 '191 190 0:32 /lxc/ct /sys/fs/cgroup/memory/lxc/ct rw - cgroup cgroup rw,memory') == [
+        ('memory', '/sys/fs/cgroup/memory')]
+    # hidden by a later tmpfs on /sys/fs/cgroup
+    assert names('191 179 0:32 /lxc/ct /sys/fs/cgroup/memory/lxc/ct rw - cgroup cgroup rw,memory',
+                 '200 179 0:50 / /sys/fs/cgroup rw - tmpfs none rw') == []
+
+
 def test_parents_before_children_and_early_settings_before_children():
     result = plan({'ct': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'devices.list': ['c 1:3 rwm'],
                           'memory.limit_in_bytes': '1G', 'freezer.state': 'FROZEN'},
