@@ -122,6 +122,22 @@ def compare(tasks, expected, remap, hierarchies):
     return problems
 
 
+def premount_entries(tops, hierarchies):
+    """The hierarchies of the tree's top-level cgroup, one entry per hierarchy
+    as the cgroup_premount role takes them: co-mounted controllers as one
+    entry ('cpu,cpuacct'), named hierarchies as 'name=systemd', and on
+    cgroup v2 the v2 hierarchy's controllers, each its own entry."""
+    entries = []
+    for h in hierarchies:
+        if h.name not in tops:
+            continue
+        if h.version == 2:
+            entries.extend(sorted(h.controllers))
+        else:
+            entries.append(','.join(sorted(h.controllers)))
+    return sorted(set(entries))
+
+
 # I/O -------------------------------------------------------------------------
 
 def _read(path):
@@ -191,6 +207,7 @@ def run(params, warn=None):
         for note in notes:
             (warn or (lambda message: None))(note)
         result['paths'] = sorted(set(result['tops'].values()))
+        result['controllers'] = premount_entries(result['tops'], hierarchies)
         return result
     remap = sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from'))
     problems = compare(tasks, _expected(params['expect']), remap, hierarchies)

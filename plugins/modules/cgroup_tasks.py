@@ -113,6 +113,15 @@ paths:
   type: list
   elements: str
   sample: ["ct"]
+controllers:
+  description:
+    - The hierarchies of RV(tops), one entry per hierarchy as the role M(checkpoint_restore.cgroups.cgroup_premount)
+      takes them in C(controllers) (co-mounted controllers as one entry C(cpu,cpuacct), named ones as
+      C(name=systemd); on cgroup v2 the v2 hierarchy's controllers).
+  returned: when O(expect) is not given
+  type: list
+  elements: str
+  sample: ["cpu,cpuacct", "memory", "pids"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -67,7 +67,7 @@ def test_a_tree_spread_over_subcgroups(sandbox):
             assert ':pids:/%s/ct/db\n' % sandbox.name in handle.read()
         # the container tree is ct in pids; memory is left out, with a warning
         assert found['tops']['pids'] == 'ct' and 'memory' not in found['tops'], found
-        assert 'ct' in found['paths']
+        assert 'ct' in found['paths'] and 'pids' in found['controllers'] and 'memory' not in found['controllers']
         assert any(w.startswith('Hierarchy memory left out: process') for w in warnings_of(found)), found
         # expect: the same tree checks; one process moved elsewhere is named
         ok = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'])
