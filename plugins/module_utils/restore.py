@@ -13,6 +13,7 @@ import os
 import pwd
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import fit
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
@@ -59,7 +60,8 @@ def read_request(params, warn=None):
         missing_properties=params.get('missing_properties') or 'fail',
         allow_systemd_managed=bool(params.get('allow_systemd_managed')),
         translate=params.get('translate') or 'auto',
-        translate_unmappable=params.get('translate_unmappable') or 'fail')
+        translate_unmappable=params.get('translate_unmappable') or 'fail',
+        fit_destination=params.get('fit_destination', 'refuse'))
     return spec, options
 
 
@@ -69,7 +71,14 @@ class _Host:
     def __init__(self, mountpoint):
         self.mountpoint = mountpoint
         self.handles = {}
+        self._destination = None
         self.rediscover()
+
+    def destination(self):
+        """The CPUs, nodes, huge page sizes and devices this host has, read once."""
+        if self._destination is None:
+            self._destination = fit.read_destination()
+        return self._destination
 
     def rediscover(self):
         if not os.path.isdir(self.mountpoint):
@@ -98,6 +107,8 @@ def _observe_and_plan(host, spec, options):
     targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
                                   options.allow_systemd_managed, options.translate, options.translate_unmappable,
                                   notes)
+    targets, fit_notes = fit.fit(targets, host.destination(), options.fit_destination)
+    notes.extend(fit_notes)
     host.open(targets)
     try:
         observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)

@@ -174,6 +174,20 @@ options:
     type: str
     choices: [fail, skip]
     default: fail
+  fit_destination:
+    description:
+      - What to do with a setting that names a resource this host does not have, as a spec taken on
+        another host may do - C(cpuset.cpus) or C(cpuset.mems) naming CPUs or memory nodes that are not
+        online here, a C(devices.list) rule for a device major with no driver here (see C(/proc/devices)),
+        or a C(hugetlb.<size>.*) file for a huge page size this kernel lacks.
+      - V(refuse) refuses the restore before anything is written, naming the cgroup, the property and what
+        is missing.
+      - V(adapt) restores the setting with what the host has (the cpuset keeps only the CPUs or nodes that
+        exist, or all of them when none of the spec's does; the device rule or hugetlb file is left out),
+        and says in a warning what was changed.
+    type: str
+    choices: [refuse, adapt]
+    default: refuse
   allow_systemd_managed:
     description:
       - Allow restoring into a cgroup that systemd manages, that is a path with a component named
@@ -314,6 +328,7 @@ ARGUMENT_SPEC = dict(
     missing_properties=dict(type='str', default='fail', choices=['fail', 'warn']),
     translate=dict(type='str', default='auto', choices=['auto', 'never']),
     translate_unmappable=dict(type='str', default='fail', choices=['fail', 'skip']),
+    fit_destination=dict(type='str', default='refuse', choices=['refuse', 'adapt']),
     allow_systemd_managed=dict(type='bool', default=False),
 )
 

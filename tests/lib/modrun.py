@@ -183,3 +183,14 @@ def at_once(count, target, sandbox=None, waiting=False):
     for t in threads + ([holder] if holder else []):
         t.join()
     return results
+
+
+def warnings_of(result):
+    """The text of each warning a module returned (ansible-core 2.19 and
+    newer wrap each in {'event': {'msg': ...}})."""
+    texts = []
+    for warning in result.get('warnings', []):
+        if isinstance(warning, dict):
+            warning = warning.get('event', warning).get('msg', str(warning))
+        texts.append(warning)
+    return texts

@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: checkpoint_restore.cgroups contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Does a spec fit the destination host? A snapshot taken on one host names
+CPUs, memory nodes, devices and huge page sizes of that host. Restored on a
+host that lacks them, the kernel refuses the cpuset late (or, worse, CRIU
+gets ENOSPC when it moves tasks into a cpuset with no CPU), and a hugetlb
+file simply does not exist. This module decides, before anything is written,
+whether each such setting fits, and either refuses it by name or adapts it
+(fit_destination=adapt) with a warning that says what was changed.
+
+fit() is pure: the destination's resources come in as a Destination, which
+read_destination() gathers from /sys and /proc/devices (not from cgroupfs)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+from collections import namedtuple
+
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import values
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
+
+POLICIES = ('refuse', 'adapt')
+
+# cpus, mems: frozensets of ids the view offers; hugepage_sizes: frozenset of
+# size names as cgroup files spell them ('2MB', '1GB'); majors: {'c': set, 'b': set}.
+# A field that could not be read is None, and nothing is checked against it.
+Destination = namedtuple('Destination', 'cpus mems hugepage_sizes majors')
+
+_CPUSET_FILES = {'cpuset.cpus': ('cpus', 'CPU'), 'cpuset.mems': ('mems', 'memory node')}
+_HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+[KMG]B)\.')
+_DEVICE_RE = re.compile(r'^([bc]) ([0-9]+):')
+
+
+def fit(targets, destination, policy):
+    """(targets, warnings): the targets with every setting that the
+    destination cannot hold adapted (policy 'adapt'), or a Refusal naming the
+    first one (policy 'refuse'). Targets whose settings all fit are returned
+    as they are."""
+    fitted = []
+    warnings = []
+    for target in targets:
+        props = []
+        changed = False
+        for prop in target.props:
+            where = '%s:%s %s' % (target.hierarchy.name, show_path(target.path), prop.name)
+            new_value, problem, remedy = _check(prop, destination)
+            if problem is None:
+                props.append(prop)
+                continue
+            if policy != 'adapt':
+                raise Refusal('Failed to restore %s: %s; this host cannot hold it. Nothing was written. Give a '
+                              'spec for this host, or set fit_destination=adapt to %s.' % (where, problem, remedy))
+            changed = True
+            if new_value is None:
+                warnings.append('Adapted to this host: %s not restored: %s.' % (where, problem))
+                continue
+            warnings.append('Adapted to this host: %s: %s; %s.'
+                            % (where, problem, _shown(prop.name, new_value)))
+            props.append(prop._replace(value=new_value))
+        fitted.append(target._replace(props=tuple(props)) if changed else target)
+    return fitted, warnings
+
+
+def _check(prop, destination):
+    """(adapted value or None to drop it, the problem or None, what adapt would do)."""
+    name = prop.name
+    if name in _CPUSET_FILES:
+        field, noun = _CPUSET_FILES[name]
+        have = getattr(destination, field)
+        if have is None:
+            return prop.value, None, None
+        lacking = prop.value - have
+        if not lacking:
+            return prop.value, None, None
+        kept = prop.value & have
+        problem = 'it names %s %s, which this host does not have (it has %s)' % (
+            noun + ('s' if len(lacking) > 1 else ''), values.format_id_list(lacking),
+            values.format_id_list(have) or 'none')
+        if kept:
+            return kept, problem, 'keep only the %ss it has' % noun
+        # Nothing of it is left: the whole set is the only sound choice, as a
+        # new cpuset cgroup gets from its parent.
+        return have, problem, 'use all the %ss it has' % noun
+    match = _HUGETLB_RE.match(name)
+    if match and destination.hugepage_sizes is not None:
+        if match.group(1) not in destination.hugepage_sizes:
+            return None, ('this host has no %s huge pages (it has %s)'
+                          % (match.group(1), ', '.join(sorted(destination.hugepage_sizes)) or 'none')), \
+                'leave it out'
+        return prop.value, None, None
+    if name == 'devices.list' and destination.majors is not None:
+        lacking = [rule for rule in prop.value if not _device_present(rule, destination.majors)]
+        if not lacking:
+            return prop.value, None, None
+        kept = type(prop.value)(rule for rule in prop.value if rule not in lacking)
+        return kept, ('it allows %s, a device number this host has no driver for (see /proc/devices)'
+                      % ', '.join(repr(rule) for rule in lacking)), 'leave those rules out'
+    return prop.value, None, None
+
+
+def _device_present(rule, majors):
+    match = _DEVICE_RE.match(rule)
+    if match is None:  # 'a' or a '*' major: no particular device
+        return True
+    return int(match.group(2)) in majors.get(match.group(1), ())
+
+
+def _shown(name, value):
+    if name == 'devices.list':
+        return 'restoring %s' % (', '.join(value) or 'no rule')
+    return 'restoring %s' % values.format_id_list(value)
+
+
+# Reading the destination -----------------------------------------------------
+
+def hugepage_size_name(kilobytes):
+    """2048 -> '2MB', 1048576 -> '1GB', 64 -> '64KB': how the kernel names a
+    huge page size in hugetlb's cgroup files."""
+    for unit, scale in (('GB', 1 << 20), ('MB', 1 << 10)):
+        if kilobytes >= scale and kilobytes % scale == 0:
+            return '%d%s' % (kilobytes // scale, unit)
+    return '%dKB' % kilobytes
+
+
+def parse_proc_devices(text):
+    """{'c': {majors}, 'b': {majors}} from /proc/devices."""
+    majors = {'c': set(), 'b': set()}
+    kind = None
+    for line in text.splitlines():
+        if line.startswith('Character'):
+            kind = 'c'
+        elif line.startswith('Block'):
+            kind = 'b'
+        elif kind and line.split() and line.split()[0].isdigit():
+            majors[kind].add(int(line.split()[0]))
+    return majors
+
+
+def _read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def _ids(text):
+    try:
+        return values.parse_id_list(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+def read_destination():
+    """The destination's resources: the CPUs and memory nodes online (a
+    cgroup can never use others, whatever its parents allow), the huge page
+    sizes the kernel has, and the device majors it has drivers for."""
+    cpus = _ids(_read_text('/sys/devices/system/cpu/online'))
+    # A kernel without NUMA has no node directory: node 0 is all there is.
+    mems = _ids(_read_text('/sys/devices/system/node/online')) or frozenset([0])
+    try:
+        sizes = frozenset(hugepage_size_name(int(entry[len('hugepages-'):-len('kB')]))
+                          for entry in os.listdir('/sys/kernel/mm/hugepages')
+                          if entry.startswith('hugepages-') and entry.endswith('kB'))
+    except (OSError, ValueError):
+        sizes = None
+    devices = _read_text('/proc/devices')
+    return Destination(cpus=cpus, mems=mems, hugepage_sizes=sizes,
+                       majors=parse_proc_devices(devices) if devices is not None else None)

@@ -1,0 +1,80 @@
+"""cgroup_tasks on real processes in sandbox cgroups: the tree's cgroups as
+paths in the view, its top-level cgroup, and the check after a move."""
+
+import os
+import subprocess
+import sys
+import time
+
+from modrun import run, run_module, warnings_of
+
+TREE = r'''
+import os, sys, time
+procs = sys.argv[1:]
+def join(i):
+    with open(procs[i], 'w') as handle:
+        handle.write(str(os.getpid()))
+join(0)
+children = []
+for i in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        join(i)
+        time.sleep(600)
+        os._exit(0)
+    children.append(pid)
+print(' '.join(map(str, [os.getpid()] + children)), flush=True)
+time.sleep(600)
+'''
+
+
+def start_tree(sandbox, hierarchy, paths):
+    procs = [os.path.join(sandbox.path(hierarchy, *p.split('/')), 'cgroup.procs') for p in paths]
+    proc = subprocess.Popen([sys.executable, '-c', TREE] + procs, stdout=subprocess.PIPE, universal_newlines=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    return proc, pids
+
+
+def stop_tree(proc, pids):
+    for pid in pids[1:]:  # the tree's own children, by the PIDs it printed
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    proc.kill()
+    proc.wait()
+    # The killed children are reaped by init, not by us: wait until they are
+    # gone, or their cgroups cannot be removed.
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists('/proc/%d' % pid) for pid in pids[1:]):
+        time.sleep(0.05)
+
+
+def test_a_tree_spread_over_subcgroups(sandbox):
+    spec = {'version': 1, 'cgroups': {'ct': {'controllers': ['pids', 'memory'], 'properties': {'pids.max': 50}},
+                                      'ct/app': {'pids.max': 20}, 'ct/db': {'pids.max': 10}}}
+    assert not run(sandbox, spec=spec).get('failed')
+    proc, pids = start_tree(sandbox, 'pids', ['ct/app', 'ct/app', 'ct/db'])
+    try:
+        found = run_module(sandbox, 'cgroup_tasks', pid=pids[0])
+        assert not found.get('failed'), found
+        by_pid = dict((t['pid'], t['cgroups']) for t in found['tasks'])
+        assert sorted(by_pid) == sorted(pids)
+        assert by_pid[pids[0]]['pids'] == 'ct/app' and by_pid[pids[2]]['pids'] == 'ct/db'
+        # memory: the tree was never moved into the sandbox, so it is outside the view
+        assert by_pid[pids[0]]['memory'] is None
+        with open('/proc/%d/cgroup' % pids[2]) as handle:  # the kernel's own view, from the host
+            assert ':pids:/%s/ct/db\n' % sandbox.name in handle.read()
+        # the container tree is ct in pids; memory is left out, with a warning
+        assert found['tops']['pids'] == 'ct' and 'memory' not in found['tops'], found
+        assert 'ct' in found['paths'] and 'pids' in found['controllers'] and 'memory' not in found['controllers']
+        assert any(w.startswith('Hierarchy memory left out: process') for w in warnings_of(found)), found
+        # expect: the same tree checks; one process moved elsewhere is named
+        ok = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'])
+        assert not ok.get('failed'), ok
+        with open(sandbox.path('pids', 'ct', 'app', 'cgroup.procs'), 'w') as handle:
+            handle.write(str(pids[2]))
+        moved = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'])
+        assert moved.get('failed') and 'process %d is in pids:ct/app, not in pids:ct/db' % pids[2] in moved['msg']
+    finally:
+        stop_tree(proc, pids)
