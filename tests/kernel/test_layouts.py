@@ -38,6 +38,7 @@ def test_moved_mounts_restore_in_every_mode(sandbox):
         call(spec=opport, mode='opport'),  # 2 adopts ct101
         call(spec=bind, mode='bind'),     # 3 the view's root is the sandbox subtree
         call(spec=bind, mode='bind'),     # 4
+        call(module='cgroup_snapshot', paths=['ct101']),  # 5 the dump side reads the same view
     ])
     assert _ok(r[0])['changed'] and r[0]['mounted'] == [], r[0]
     assert read(sandbox, 'memory', 'ct101', 'memory.limit_in_bytes') == str(512 << 20)
@@ -50,6 +51,9 @@ def test_moved_mounts_restore_in_every_mode(sandbox):
     assert read(sandbox, 'pids', 'app', 'pids.max') == '30'
     assert _ok(r[4])['changed'] is False, r[4]
     assert cgroups(sandbox, 'pids') == ['app', 'ct101', 'ct101/worker']
+    taken = _ok(r[5])['spec']['cgroups']
+    assert taken['ct101']['properties']['pids.max'] == 150, taken
+    assert taken['ct101/worker']['properties']['memory.limit_in_bytes'] == 128 << 20, taken
 
 
 def test_a_bind_of_a_bind_from_a_moved_view(sandbox):
@@ -242,4 +246,3 @@ def test_a_tmpfs_mountpoint_still_gets_the_missing_hierarchy(sandbox):
     assert read(sandbox, 'pids', 'ct', 'pids.max') == '12'
     assert read(sandbox, 'memory', 'ct', 'memory.limit_in_bytes') == str(32 << 20)
     assert _ok(second)['changed'] is False and second['mounted'] == [], second
-
