@@ -4,7 +4,7 @@ of a bind, a view hidden by a mount on its parent directory, a cgroup
 namespace; and where a missing hierarchy may be mounted (a tmpfs, an empty
 directory) and where not (another filesystem; beside binds of subtrees).
 Every effect is read in the kernel's own files. The pure side of the same
-rules: tests/unit/test_layouts.py."""
+rules: tests/unit/test_mount_layouts.py."""
 
 import os
 

@@ -118,7 +118,7 @@ def test_strict_conflict_is_refused_unless_equal():
 
 def test_missing_hierarchy_is_mounted_in_strict_and_refused_in_bind():
     # the mountpoint is a tmpfs and no hierarchy beside pids shows a subtree
-    # (test_layouts.py has the other cases)
+    # (test_mount_layouts.py has the other cases)
     places = {'pids': MountPlace('/sys/fs/cgroup', '/sys/fs/cgroup/pids', TMPFS_MAGIC, ENTRY_MISSING, None, ())}
     result = plan({'ct': {'pids.max': 5}}, places=places)
     assert steps(result)[0] == 'mount pids:/'
