@@ -11,7 +11,8 @@ import os
 import re
 from collections import namedtuple
 
-Mount = namedtuple('Mount', 'mount_point root fstype super_options dev read_only')
+# mount_id, parent_id: fields 1 and 2 of mountinfo, the mount tree.
+Mount = namedtuple('Mount', 'mount_point root fstype super_options dev read_only mount_id parent_id')
 # name: the directory below the mountpoint; controllers: frozenset, named
 # hierarchies as 'name=systemd'.
 Hierarchy = namedtuple('Hierarchy', 'name mount_point version controllers dev root read_only')
@@ -40,7 +41,8 @@ def parse_mountinfo(text):
             fstype=fields[sep + 1],
             super_options=tuple(fields[sep + 3].split(',')),
             dev=fields[2],
-            read_only='ro' in mount_options or 'ro' in fields[sep + 3].split(',')))
+            read_only='ro' in mount_options or 'ro' in fields[sep + 3].split(','),
+            mount_id=fields[0], parent_id=fields[1]))
     return mounts
 
 
@@ -63,15 +65,59 @@ def v1_controllers(mount, known):
 
 
 def visible(mounts):
-    """{mount point: mount} of what a process sees: a later mount hides earlier
-    ones on the same point and below it."""
-    top = {}
+    """{mount point: mount} of what a process sees, worked out from the mount
+    tree (mount ID, parent ID, mount point), as util-linux's libmount does,
+    never from the order of the lines: a mount moved with mount --move or
+    move_mount(2) keeps its early line although it now sits on a later one.
+
+    A mount is visible when it is reached from the root by following
+    children and is not covered: a child mounted on its parent's own mount
+    point covers the parent (a stack), and a child on a directory above
+    another child of the same parent hides that one. What a covered or
+    hidden mount holds is hidden with it. Mounts whose parent is not listed
+    (the root, or the lines of a partial table) start the walk; among
+    those, and among children of one parent on one point (which neither is
+    the other's parent), the later line is taken as the upper one."""
+    ids = set(m.mount_id for m in mounts)
+    children = {}
+    roots = []
     for mount in mounts:
-        prefix = mount.mount_point.rstrip('/') + '/'
-        for point in [p for p in top if p == mount.mount_point or p.startswith(prefix)]:
-            del top[point]
+        if mount.parent_id in ids and mount.parent_id != mount.mount_id:
+            children.setdefault(mount.parent_id, []).append(mount)
+        else:
+            roots.append(mount)
+    top = {}
+    todo = list(_uppermost(roots, hide_below=False).values())
+    while todo:
+        mount = todo.pop()
+        kids = children.get(mount.mount_id, ())
+        on_itself = [k for k in kids if k.mount_point == mount.mount_point]
+        if on_itself:
+            todo.append(on_itself[-1])  # covered: only what is stacked on it shows
+            continue
         top[mount.mount_point] = mount
+        todo.extend(_uppermost(kids, hide_below=True).values())
     return top
+
+
+def _uppermost(siblings, hide_below):
+    """{point: mount} of sibling mounts that nothing else among them hides:
+    the later line on one point; with hide_below, none on a directory below
+    another sibling's point (lookups there enter that sibling's filesystem)."""
+    by_point = {}
+    for mount in siblings:
+        by_point[mount.mount_point] = mount
+    if not hide_below:
+        return by_point
+    shown = {}
+    for point, mount in by_point.items():
+        above = os.path.dirname(point)
+        while above not in by_point and above != os.path.dirname(above):
+            above = os.path.dirname(above)
+        if above in by_point and above != point:
+            continue
+        shown[point] = mount
+    return shown
 
 
 def _at_own_path(base, point, mount):
@@ -93,7 +139,7 @@ def _at_own_path(base, point, mount):
 
 def discover(mounts, known, mountpoint, v2_controllers=None):
     """Hierarchies mounted at `mountpoint` (pure v2) or directly below it.
-    Mounts hidden by a later mount on the same point or above it are skipped.
+    Mounts that are hidden (see visible) are skipped.
     v2_controllers(mount_point) reads cgroup.controllers of a cgroup2 mount.
 
     Where nothing is mounted directly at <mountpoint>/<name>, one cgroup mount

@@ -8,9 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import os
+import stat
 from collections import namedtuple
 from operator import attrgetter
 
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
 
@@ -19,7 +22,15 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets
 CgroupState = namedtuple('CgroupState', 'exists perms file_perms values')
 MISSING = CgroupState(False, None, {}, {})
 # subtrees: {(hierarchy name, top-level path): [(path, has_tasks), ...]}
-Observed = namedtuple('Observed', 'cgroups subtrees page_size')
+# places: {hierarchy name: MountPlace} of the hierarchies to be mounted.
+Observed = namedtuple('Observed', 'cgroups subtrees page_size places', defaults=(None,))
+# What the planner needs to tell whether mounting a missing hierarchy at
+# path (<mountpoint>/<name>) is sound: the statfs type of the mountpoint
+# (None: it cannot be opened), what is at path (ENTRY_*), the statfs type of
+# path when it is a directory, and the cgroup mounts under the mountpoint
+# that show a subtree of their hierarchy, as ((name, mountinfo root), ...).
+MountPlace = namedtuple('MountPlace', 'mountpoint path mountpoint_fs entry entry_fs subtree_views')
+ENTRY_MISSING, ENTRY_EMPTY_DIR, ENTRY_NOT_EMPTY, ENTRY_NOT_DIR = 'missing', 'empty', 'not empty', 'not a directory'
 
 # The partner a pair's write order needs when the spec names only one of the
 # pair: whether a new cfs quota or period widens or narrows the CPU share
@@ -159,3 +170,39 @@ def _walk(fs, top):
             stack.append(sub)
     found.sort(key=lambda item: (len(item[0]), item[0]))
     return found
+
+
+def mount_places(planned, mountpoint, hierarchies):
+    """{name: MountPlace} for the planned hierarchies (name -> Hierarchy);
+    hierarchies: those mounted under the mountpoint now."""
+    subtree_views = tuple(sorted((h.name, h.root) for h in hierarchies if h.root != '/'))
+    mountpoint_fs = _fs_type(mountpoint)
+    places = {}
+    for name, hierarchy in planned.items():
+        entry, entry_fs = _entry(hierarchy.mount_point)
+        places[name] = MountPlace(mountpoint, hierarchy.mount_point, mountpoint_fs, entry, entry_fs, subtree_views)
+    return places
+
+
+def _fs_type(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+    try:
+        return cgroupfs.fs_magic(fd)
+    finally:
+        os.close(fd)
+
+
+def _entry(path):
+    """(ENTRY_*, statfs type of path when it is a directory)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return ENTRY_MISSING, None
+        raise
+    if not stat.S_ISDIR(st.st_mode):
+        return ENTRY_NOT_DIR, None
+    return (ENTRY_NOT_EMPTY if os.listdir(path) else ENTRY_EMPTY_DIR), _fs_type(path)

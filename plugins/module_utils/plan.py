@@ -25,8 +25,11 @@ from operator import itemgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupfs import (
+    CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import MISSING, unchanged
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
+    ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING, unchanged)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
@@ -481,6 +484,56 @@ def _all_unchanged(targets, observed, restore):
     return True
 
 
+TMPFS_MAGIC = 0x01021994
+_FS_NAMES = {TMPFS_MAGIC: 'tmpfs', CGROUP_SUPER_MAGIC: 'cgroup', CGROUP2_SUPER_MAGIC: 'cgroup2'}
+
+
+def mount_refusal(hierarchy, place):
+    """Why mounting the missing hierarchy (a planned hierarchies.Hierarchy)
+    at its mount point, as place (an observe.MountPlace) shows it, is not sound, or None when it is. The one place
+    that decides it.
+
+    A fresh mount of a v1 hierarchy shows the root of the hierarchy (in a
+    cgroup namespace, the namespace's root). Beside mounts that show a
+    subtree (mountinfo root other than /, which in a cgroup namespace is
+    relative to its root) it would show another tree than the caller's
+    view, and the spec's cgroups would land outside that view: refused.
+    The mount directory is made only on a tmpfs (what /sys/fs/cgroup is);
+    anywhere else only an existing empty directory is used."""
+    name = hierarchy.name
+    where = 'Failed to mount hierarchy %s at %s' % (name, hierarchy.mount_point)
+    nothing = ' Nothing was written.'
+    if place is None:
+        return where + ': the mount point was not looked at.' + nothing
+    if place.subtree_views:
+        return (where + ': the hierarchies beside it under %s are binds of subtrees (%s), and a fresh mount of %s '
+                'would show the root of its hierarchy, not the subtree this view shows, so the cgroups of the '
+                'spec would land outside the view.%s Premount it (bind the container\'s own %s cgroup there with '
+                'checkpoint_restore.cgroups.cgroup_mount or the cgroup_premount role), or run inside a cgroup '
+                'namespace whose root is the container\'s cgroup (there those binds show the root, /).'
+                % (place.mountpoint, ', '.join('%s shows %s' % view for view in place.subtree_views), name,
+                   nothing, name))
+    if place.entry == ENTRY_MISSING:
+        if place.mountpoint_fs == TMPFS_MAGIC:
+            return None
+        return (where + ': %s is %s, not a tmpfs, and a mount directory is created only on a tmpfs (as '
+                '/sys/fs/cgroup is), never in another filesystem.%s Give the mountpoint where this host\'s '
+                'cgroup hierarchies are mounted, or create an empty directory %s first.'
+                % (place.mountpoint, _fs_name(place.mountpoint_fs), nothing, place.path))
+    if place.entry == ENTRY_EMPTY_DIR and place.entry_fs not in (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC):
+        return None
+    if place.entry == ENTRY_EMPTY_DIR:
+        return where + ': it is a directory on a cgroup filesystem, where no hierarchy can be mounted.' + nothing
+    return (where + ': %s exists, is %s and is not a cgroup mount.%s'
+            % (place.path, place.entry, nothing))
+
+
+def _fs_name(fs_type):
+    if fs_type is None:
+        return 'not a directory that can be opened'
+    return 'a %s filesystem' % _FS_NAMES.get(fs_type, 'statfs type 0x%x' % fs_type)
+
+
 def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
               missing_properties='fail'):
     """Ordered actions for a restore, or Refusal. Pure."""
@@ -496,6 +549,9 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             raise Refusal('Failed to restore in bind mode: hierarchy %s is not mounted under the mountpoint; '
                           'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % name)
         hierarchy = planned_mounts[name]
+        refusal = mount_refusal(hierarchy, (observed.places or {}).get(name))
+        if refusal:
+            raise Refusal(refusal)
         actions.append(_action('mount', name, (), after=hz.mount_options(sorted(hierarchy.controllers)),
                                spec_value=hierarchy.mount_point))
 

@@ -23,7 +23,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply i
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
     ApplyError, Refusal, SpecError)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import observe
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import mount_places, observe
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import applies_to
 
@@ -112,6 +112,8 @@ def _observe_and_plan(host, spec, options):
     host.open(targets)
     try:
         observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)
+        if planned:
+            observed = observed._replace(places=mount_places(planned, options.mountpoint, host.hierarchies))
     except (OSError, cgroupfs.NotCgroupFS) as exc:
         raise Refusal('Failed to read the current cgroups: %s. Nothing was written.' % exc)
     plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune,

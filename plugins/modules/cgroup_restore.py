@@ -117,6 +117,12 @@ options:
   mountpoint:
     description:
       - The directory under which the hierarchies are mounted, one per directory.
+      - In V(strict) and V(opport) mode a needed hierarchy that is not mounted there is mounted at
+        C(<mountpoint>/<hierarchy>) only where that is sound. The directory is created only when
+        O(mountpoint) is a tmpfs; on another filesystem only an existing empty directory is used.
+        Beside hierarchies that are binds of subtrees (C(/proc/self/mountinfo) root other than C(/))
+        the mount is refused, since a fresh mount would show another tree than that view. Inside a
+        cgroup namespace whose root is the container's cgroup, such binds show C(/) and the mount is made.
     type: path
     default: /sys/fs/cgroup
   root:

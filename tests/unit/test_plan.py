@@ -6,8 +6,9 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
+    ENTRY_MISSING, CgroupState, MountPlace, Observed)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import TMPFS_MAGIC, make_plan
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'cpuset': 3, 'pids': 8, 'devices': 5, 'freezer': 6, 'blkio': 0}
 MOUNTINFO = '\n'.join([
@@ -27,11 +28,11 @@ def existing(values=None, perms=(0o755, 0, 0), file_perms=None):
     return CgroupState(True, perms, file_perms or {}, values or {})
 
 
-def plan(cgroups, live=None, mode='strict', subtrees=None, **kw):
+def plan(cgroups, live=None, mode='strict', subtrees=None, places=None, **kw):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
     remap = sp.parse_remap(kw.pop('root', None), kw.pop('roots', None), kw.pop('root_from', None))
     targets, planned = tg.resolve(spec, HIERARCHIES, KERNEL, remap, '/sys/fs/cgroup')
-    observed = Observed(live or {}, subtrees or {}, 4096)
+    observed = Observed(live or {}, subtrees or {}, 4096, places)
     return make_plan(targets, planned, observed, mode, **kw)
 
 
@@ -159,11 +160,14 @@ def test_strict_conflict_is_refused_unless_equal():
 
 
 def test_missing_hierarchy_is_mounted_in_strict_and_refused_in_bind():
-    result = plan({'ct': {'pids.max': 5}})
+    # the mountpoint is a tmpfs and no hierarchy beside pids shows a subtree
+    # (test_mount_layouts.py has the other cases)
+    places = {'pids': MountPlace('/sys/fs/cgroup', '/sys/fs/cgroup/pids', TMPFS_MAGIC, ENTRY_MISSING, None, ())}
+    result = plan({'ct': {'pids.max': 5}}, places=places)
     assert steps(result)[0] == 'mount pids:/'
     assert result.actions[0].after == 'pids'
     with pytest.raises(Refusal, match='premount'):
-        plan({'ct': {'pids.max': 5}}, mode='bind')
+        plan({'ct': {'pids.max': 5}}, mode='bind', places=places)
 
 
 def test_comounted_kernel_controllers_are_mounted_together():
