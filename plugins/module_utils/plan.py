@@ -30,8 +30,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupf
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING, unchanged)
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import PerHierarchy, show_path, show_perms_key
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import UNIFIED, ancestors, applies_to
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
 
 # kind: mount | mkdir | rmdir | write | chmod | chown
@@ -416,14 +416,38 @@ def _cfs_grows(wanted, state, created):
     return share(new_quota, new_period) > share(cur_quota, cur_period)
 
 
+def perms_for(target, value, name=None):
+    """The Perms that a spec's perms value (Perms, PerHierarchy or None)
+    gives this target's hierarchy: per hierarchy, the entry that names one of
+    its controllers (or unified, on cgroup v2), None when none does. Entries
+    that land in one hierarchy here (cpu and cpuacct, comounted) must agree."""
+    if value.__class__ is not PerHierarchy:
+        return value
+    hierarchy = target.hierarchy
+    names = set(target.controllers) | set(hierarchy.controllers)
+    if hierarchy.version == 2:
+        names.add(UNIFIED)
+    found = [(controllers, perms) for controllers, perms in value.entries if names.intersection(controllers)]
+    if len(set(perms for _c, perms in found)) > 1:
+        raise Refusal('Failed to restore %s:%s %s: the spec gives hierarchies %s different owners or modes, and '
+                      'on this host they are one hierarchy.'
+                      % (hierarchy.name, show_path(target.path), 'perms of ' + name if name else 'perms',
+                         ' and '.join(show_perms_key(c) for c, _p in found)))
+    return found[0][1] if found else None
+
+
 def _perm_actions(target, state, created):
     h, path, cg = target.hierarchy.name, target.path, target.cgroup
     actions = []
     entries = []
-    if cg.perms is not None:
-        entries.append((None, cg.perms, state.perms))
+    own = perms_for(target, cg.perms)
+    if own is not None:
+        entries.append((None, own, state.perms))
     for name, perms in cg.file_perms:
         if applies_to(name, target.hierarchy):
+            perms = perms_for(target, perms, name)
+            if perms is None:
+                continue
             if not created and state.file_perms.get(name) is None:
                 raise Refusal('Failed to restore %s:%s file_perms of %s: the kernel has no such file in this cgroup.'
                               % (h, show_path(path), name))

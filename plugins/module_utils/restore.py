@@ -24,7 +24,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
     ApplyError, Refusal, SpecError)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import mount_places, observe
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan, perms_for
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import applies_to
 
 
@@ -251,12 +251,12 @@ def _perm_lines(target, state):
     kernel shows them now: 'mode', 'uid', 'gid' of the directory and
     '<file> mode' etc. of a file of file_perms."""
     cg = target.cgroup
-    entries = [('', cg.perms, state.perms)] if cg.perms is not None else []
-    entries.extend((name + ' ', perms, state.file_perms.get(name)) for name, perms in cg.file_perms
-                   if applies_to(name, target.hierarchy))
+    entries = [('', perms_for(target, cg.perms), state.perms)]
+    entries.extend((name + ' ', perms_for(target, perms, name), state.file_perms.get(name))
+                   for name, perms in cg.file_perms if applies_to(name, target.hierarchy))
     lines = {}
     for prefix, perms, current in entries:
-        if current is None:
+        if perms is None or current is None:
             continue
         mode, uid, gid = current
         for field, wanted, now in (('mode', perms.mode, show_mode(mode)), ('uid', perms.uid, uid),

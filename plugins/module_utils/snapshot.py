@@ -91,6 +91,29 @@ def _spec_value(name, raw):
     return kind.show(canonical)
 
 
+def _hierarchy_key(hierarchy):
+    """How the spec names a hierarchy in per-hierarchy perms: by its
+    controllers (cpu,cpuacct; name=systemd), or unified for cgroup v2."""
+    if hierarchy.version == 2:
+        return targets.UNIFIED
+    return sp.show_perms_key(sorted(hierarchy.controllers))
+
+
+def _perms_of(stat_result):
+    mode, uid, gid = stat_result
+    return {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}
+
+
+def _collapse(by_hierarchy, default=None):
+    """{hierarchy key: perms} -> the spec's value: one perms mapping where
+    every hierarchy has the same (None where that is the default), else the
+    mapping per hierarchy."""
+    values = list(by_hierarchy.values())
+    if all(value == values[0] for value in values[1:]):
+        return None if values[0] == default else values[0]
+    return dict(by_hierarchy)
+
+
 class _Reader:
     def __init__(self, selection, want_perms, warn):
         self.selection = selection
@@ -106,7 +129,9 @@ class _Reader:
             stack.extend(path + (child,) for child in reversed(fs.subdirs(path)))
 
     def read_cgroup(self, fs, hierarchy, path):
-        entry = self.cgroups.setdefault(path, {'controllers': set(), 'perms': None, 'file_perms': {},
+        # perms and file_perms: {hierarchy key: perms} and {file: {hierarchy key: perms}}
+        # until spec() gives each the one value or the per-hierarchy mapping.
+        entry = self.cgroups.setdefault(path, {'controllers': set(), 'perms': {}, 'file_perms': {},
                                                'properties': {}, 'seen_in': {}})
         if hierarchy.version == 2:
             # 'unified' names the v2 hierarchy. Every controller it offers would
@@ -115,9 +140,9 @@ class _Reader:
             entry['controllers'].add(targets.UNIFIED)
         else:
             entry['controllers'].update(hierarchy.controllers)
+        key = _hierarchy_key(hierarchy)
         if self.want_perms:
-            mode, uid, gid = fs.stat(path)
-            self._merge(path, 'perms', None, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
+            entry['perms'][key] = _perms_of(fs.stat(path))
         names = fs.files(path)
         for name in names:
             if name in _OTHER_VIEW_OF and _OTHER_VIEW_OF[name] in names:
@@ -126,10 +151,7 @@ class _Reader:
             if captured and hierarchy.version == 2 and properties.controller_of(name):
                 entry['controllers'].add(properties.controller_of(name))
             if self.want_perms and (captured or name in properties.PERMS_ONLY):
-                mode, uid, gid = fs.stat(path, name)
-                # a root-owned file with the kernel's own mode is left out of file_perms
-                if (mode, uid, gid) != (properties.kernel_file_mode(name), 0, 0):
-                    self._merge(path, 'file_perms', name, {'mode': '%04o' % mode, 'uid': uid, 'gid': gid}, hierarchy)
+                entry['file_perms'].setdefault(name, {})[key] = _perms_of(fs.stat(path, name))
 
     def _wanted_value(self, fs, hierarchy, path, name):
         if name in properties.PERMS_ONLY or not _wanted(name, hierarchy, self.selection):
@@ -153,29 +175,35 @@ class _Reader:
         except ValueError as exc:
             self.warn('Not captured: %s:%s %s = %r: %s.' % (hierarchy.name, sp.show_path(path), name, raw, exc))
             return False
-        self._merge(path, 'properties', name, value, hierarchy)
+        self._merge(path, name, value, hierarchy)
         return True
 
-    def _merge(self, path, field, name, value, hierarchy):
-        """Core files and directory perms are one value per cgroup in the
-        spec; when hierarchies disagree, keep the first and say so."""
+    def _merge(self, path, name, value, hierarchy):
+        """A core file's value is one per cgroup in the spec; when
+        hierarchies disagree, keep the first and say so."""
         entry = self.cgroups[path]
-        key = (field, name)
-        if key not in entry['seen_in']:
-            entry['seen_in'][key] = (hierarchy.name, value)
-            if name is None:
-                entry[field] = value
-            else:
-                entry[field][name] = value
+        if name not in entry['seen_in']:
+            entry['seen_in'][name] = (hierarchy.name, value)
+            entry['properties'][name] = value
             return
-        first_h, first_value = entry['seen_in'][key]
+        first_h, first_value = entry['seen_in'][name]
         if first_value != value:
             self.warn('cgroup %r: %s differs between hierarchy %s (%r) and %s (%r); the spec keeps %s\'s.'
-                      % (sp.show_path(path), name or 'the directory\'s perms',
-                         first_h, first_value, hierarchy.name, value, first_h))
+                      % (sp.show_path(path), name, first_h, first_value, hierarchy.name, value, first_h))
 
     def spec(self):
-        return sp.spec_data(self.cgroups)
+        cgroups = {}
+        for path, entry in self.cgroups.items():
+            file_perms = {}
+            for name, by_hierarchy in entry['file_perms'].items():
+                # a root-owned file with the kernel's own mode is left out of file_perms
+                value = _collapse(by_hierarchy, {'mode': '%04o' % properties.kernel_file_mode(name),
+                                                 'uid': 0, 'gid': 0})
+                if value is not None:
+                    file_perms[name] = value
+            cgroups[path] = dict(entry, perms=_collapse(entry['perms']) if entry['perms'] else None,
+                                 file_perms=file_perms)
+        return sp.spec_data(cgroups)
 
 
 def take(params, warn=None):

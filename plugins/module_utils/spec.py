@@ -21,6 +21,11 @@ _FULL_FORM_KEYS = frozenset(['controllers', 'perms', 'file_perms', 'properties']
 _NAME_MAX = 255
 
 Perms = namedtuple('Perms', 'mode uid gid')
+# Owner and mode that differ between the hierarchies a cgroup lives in:
+# entries is ((controllers, Perms), ...), one per hierarchy, each named by its
+# controllers (('cpu', 'cpuacct'), ('name=systemd',), ('unified',) for v2).
+PerHierarchy = namedtuple('PerHierarchy', 'entries')
+_PERMS_KEYS = frozenset(['mode', 'uid', 'gid'])
 Property = namedtuple('Property', 'name value spec_value')
 CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms properties')
 Spec = namedtuple('Spec', 'cgroups')
@@ -122,14 +127,52 @@ def parse_perms(where, data, resolve=None):
         return None
     if not isinstance(data, dict):
         raise SpecError('Invalid spec: %s: perms must be a mapping of mode, uid and gid.' % where)
-    unknown = set(data) - set(['mode', 'uid', 'gid'])
+    unknown = set(data) - _PERMS_KEYS
     if unknown:
-        raise SpecError('Invalid spec: %s: unknown perms key(s) %s; use mode, uid and gid.'
+        raise SpecError('Invalid spec: %s: unknown perms key(s) %s; use mode, uid and gid, or give each hierarchy '
+                        'its own mapping of them ({memory: {mode: ...}, pids: {...}}).'
                         % (where, ', '.join(sorted(str(k) for k in unknown))))
     return Perms(
         mode=_parse_mode_bits(where, data['mode']) if data.get('mode') is not None else None,
         uid=_parse_id(where, 'uid', data['uid'], resolve) if data.get('uid') is not None else None,
         gid=_parse_id(where, 'gid', data['gid'], resolve) if data.get('gid') is not None else None)
+
+
+def _is_per_hierarchy(data):
+    """True for perms given per hierarchy ({memory: {mode: ...}, pids: {...}}):
+    a non-empty mapping whose every value is a mapping. The plain form's
+    values (mode, uid, gid) are never mappings."""
+    return isinstance(data, dict) and bool(data) and all(isinstance(v, dict) for v in data.values())
+
+
+def parse_perms_value(where, data, resolve=None):
+    """perms, or one file's perms: the plain form {mode, uid, gid} -> Perms,
+    or per hierarchy {hierarchy: {mode, uid, gid}} -> PerHierarchy. A
+    hierarchy is named by its controllers: memory, cpu,cpuacct (comounted),
+    name=systemd, unified (cgroup v2)."""
+    if not _is_per_hierarchy(data):
+        return parse_perms(where, data, resolve)
+    entries = []
+    owner = {}  # controller -> the key that names it
+    for key in sorted(data, key=str):
+        if not isinstance(key, str) or key in _PERMS_KEYS:
+            raise SpecError('Invalid spec: %s: perms key %r has a mapping as its value, so it must name a '
+                            'hierarchy by its controllers (memory, cpu,cpuacct, name=systemd, unified); %r is '
+                            'not one. Give mode, uid and gid either directly or for every hierarchy.'
+                            % (where, key, key))
+        controllers = _check_controllers('%s, perms key %r' % (where, key), key)
+        for controller in controllers:
+            if controller in owner:
+                raise SpecError('Invalid spec: %s: perms keys %r and %r both name controller %s; name each '
+                                'hierarchy once.' % (where, owner[controller], key, controller))
+            owner[controller] = key
+        entries.append((controllers, parse_perms('%s, hierarchy %s' % (where, key), data[key], resolve)))
+    return PerHierarchy(tuple(entries))
+
+
+def show_perms_key(controllers):
+    """('cpu', 'cpuacct') -> 'cpu,cpuacct', the key of a hierarchy in per-hierarchy perms."""
+    return ','.join(controllers)
 
 
 def _parse_controllers(where, value):
@@ -234,12 +277,12 @@ def _parse_cgroup(key, body, resolve):
         if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
             raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
                             % (_where(path), name))
-        files.append((name, parse_perms('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
+        files.append((name, parse_perms_value('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
     if controllers is not None:
         found = _CONTROLLERS_SEEN.get(tuple(controllers)) if isinstance(controllers, list) else None
         controllers = found if found is not None else _parse_controllers(_where(path), controllers)
     return _new(CgroupSpec, (path, controllers,
-                             parse_perms(_where(path), perms, resolve) if perms is not None else None,
+                             parse_perms_value(_where(path), perms, resolve) if perms is not None else None,
                              tuple(files), parsed))
 
 
@@ -309,6 +352,9 @@ def _derive_controllers(cgroups):
             parent = _nearest_parent(cg.path, by_path)
             inherited = set(parent.controllers) if parent is not None else set()
             controllers = tuple(sorted(own | inherited))
+        keys = _perms_keys(cg)
+        if keys:
+            controllers = _with_perms_keys(cg, controllers, keys)
         if not controllers and cg.path:
             raise SpecError('Invalid spec: cgroup %r: cannot tell which hierarchies it belongs to; '
                             'give "controllers" or properties of a controller.' % show_path(cg.path))
@@ -317,6 +363,29 @@ def _derive_controllers(cgroups):
         by_path[cg.path] = cg
         result.append(cg)
     return tuple(result)
+
+
+def _perms_keys(cg):
+    """The hierarchies (as controller tuples) that the cgroup's per-hierarchy
+    perms and file_perms name; () for the plain form, which is the usual."""
+    keys = list(cg.perms.entries) if cg.perms.__class__ is PerHierarchy else []
+    for _name, perms in cg.file_perms:
+        if perms.__class__ is PerHierarchy:
+            keys.extend(perms.entries)
+    return tuple(sorted(set(controllers for controllers, _perms in keys)))
+
+
+def _with_perms_keys(cg, controllers, keys):
+    """A cgroup lives in the hierarchies its perms name: with explicit
+    controllers, each key must name one of them; else they are added."""
+    if cg.controllers is None:
+        return tuple(sorted(set(controllers).union(*keys)))
+    if 'unified' not in controllers:
+        for key in keys:
+            if not set(key) & set(controllers):
+                raise SpecError('Invalid spec: cgroup %r: its perms name hierarchy %s, which is not in its '
+                                'controllers %s.' % (show_path(cg.path), show_perms_key(key), ', '.join(controllers)))
+    return controllers
 
 
 def _by_depth(cg):

@@ -279,7 +279,9 @@ def _device_entry(line):
 
 
 class DeviceList(Kind):
-    """devices.list, compared as a set, restored as deny-all then one allow per rule."""
+    """devices.list: the rules in their order (the kernel lists them in the
+    order they were allowed), compared as a set, restored as deny-all then
+    one allow per rule in that order."""
 
     name = 'device whitelist'
     multi_line = True
@@ -289,23 +291,29 @@ class DeviceList(Kind):
             value = value.splitlines()
         if not isinstance(value, (list, tuple)):
             raise ValueError('expected a list of device rules')
-        return frozenset(_device_entry(_scalar_text(v)) for v in value if _scalar_text(v))
+        return _in_order(_device_entry(_scalar_text(v)) for v in value if _scalar_text(v))
 
     def read(self, raw):
-        return frozenset(_device_entry(line) for line in raw.splitlines() if line.strip())
+        return _in_order(_device_entry(line) for line in raw.splitlines() if line.strip())
 
     def same(self, desired, current, page_size=4096):
-        return desired == current
+        return frozenset(desired) == frozenset(current)
 
     def writes(self, canonical):
         """(file, text) pairs: the kernel needs deny-all first, then each rule."""
-        return [('devices.deny', 'a')] + [('devices.allow', rule) for rule in sorted(canonical)]
+        return [('devices.deny', 'a')] + [('devices.allow', rule) for rule in canonical]
 
     def render(self, canonical):
-        return sorted(canonical)
+        return list(canonical)
 
     def show(self, canonical):
-        return ', '.join(sorted(canonical))
+        return ', '.join(canonical)
+
+
+def _in_order(rules):
+    """A tuple of the rules, each once, in their first place."""
+    seen = set()
+    return tuple(rule for rule in rules if not (rule in seen or seen.add(rule)))
 
 
 class KeyedLines(Kind):

@@ -57,6 +57,13 @@ options:
         hierarchy root itself, which is never created or removed.
       - Each value is either a mapping of property names to values (shorthand), or a mapping
         with the keys C(controllers), C(perms), C(file_perms) and C(properties).
+      - C(perms), and each file's entry in C(file_perms), is C({mode, uid, gid}), or, where the owner or
+        mode differs between the cgroup's hierarchies, one such mapping per hierarchy keyed by the
+        hierarchy's controllers (C(memory), C(cpu,cpuacct), C(name=systemd), C(unified) for cgroup v2). A
+        hierarchy that no key names keeps its owner and mode. Keys that name one hierarchy of this host
+        (C(cpu) and C(cpuacct), comounted) must agree, or the restore is refused.
+      - C(devices.list) is written in the order of its rules (C(a) to C(devices.deny), then one
+        C(devices.allow) per rule); it is compared as a set.
       - Exactly one of O(spec) and O(src) is required.
     type: dict
   src:

@@ -18,7 +18,11 @@ description:
   - Each cgroup gets the controllers of the hierarchies it exists in, its directory's owner and mode,
     the owner and mode of its files where they differ from the kernel's default (C(0644), root), and
     its properties as readable values (C(max) for unlimited, cpuset ranges, the device whitelist as a
-    list).
+    list in the kernel's order, which is the order the rules were allowed).
+  - Where a directory's or a file's owner or mode differs between the hierarchies the cgroup lives in
+    (an LXC or systemd delegation), C(perms) or that file's C(file_perms) entry has one C({mode, uid, gid})
+    per hierarchy, keyed by its controllers (C(memory), C(cpu,cpuacct), C(name=systemd), C(unified) for
+    cgroup v2); where they agree, the one mapping.
   - A cgroup of a cgroup v2 hierarchy gets the controller C(unified), which names that hierarchy, plus the
     controllers of the files captured from it; not every controller the hierarchy offers, which would
     have the restore enable them all in each parent's C(cgroup.subtree_control).

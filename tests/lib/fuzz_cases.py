@@ -37,11 +37,15 @@ VALUES = st.one_of(
     st.lists(st.sampled_from(['c 1:3 rwm', 'b 8:* r', 'bogus', 5]), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
-PERMS = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+PLAIN_PERMS = st.fixed_dictionaries({}, optional={
     'mode': st.one_of(st.sampled_from(['0755', '0750', '7777', '99', 'rwx']), st.integers(-5, 10000)),
     'uid': st.one_of(st.integers(-3, 70000), st.sampled_from(['root', 'nosuchuser', '1000'])),
     'gid': st.one_of(st.integers(-3, 70000), st.sampled_from(['root', 'nosuchgroup'])),
-    'owner': st.just(1)}))
+    'owner': st.just(1)})
+# perms per hierarchy, keyed by the sandbox view's controllers and by keys that are none
+PERMS = st.one_of(st.none(), PLAIN_PERMS, st.dictionaries(st.sampled_from(
+    ['memory', 'pids', 'cpu', 'name=systemd', 'cpu,memory', 'mode', '', 'cpu;rm', 'nosuch']),
+    st.one_of(PLAIN_PERMS, st.integers()), min_size=1, max_size=3))
 CGROUP_BODY = st.one_of(
     st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
     st.dictionaries(PROPERTY_NAMES, VALUES, max_size=4),

@@ -64,13 +64,17 @@ def test_cpu_shares_are_clamped_like_the_kernel():
     assert same('cpu.shares', 1, '2') and same('cpu.shares', 500000, '262144')
 
 
-def test_devices_compare_as_sets_of_normalised_rules():
+def test_devices_compare_as_sets_of_normalised_rules_and_keep_their_order():
     assert same('devices.list', ['c 1:3 mrw', 'b 8:* r'], 'b 8:* r\nc 1:3 rwm\n')
     assert same('devices.list', 'a', 'a *:* rwm')
     assert not same('devices.list', ['c 1:3 rw'], 'c 1:3 rwm')
     kind = properties.kind_of('devices.list')
+    # the kernel lists the rules in the order they were allowed: written in the spec's order
     assert kind.writes(kind.parse(['c 1:5 rw', 'b 8:0 r'])) == [
-        ('devices.deny', 'a'), ('devices.allow', 'b 8:0 r'), ('devices.allow', 'c 1:5 rw')]
+        ('devices.deny', 'a'), ('devices.allow', 'c 1:5 rw'), ('devices.allow', 'b 8:0 r')]
+    assert kind.read('c *:* m\nb *:* m\nc 1:3 rwm\n') == ('c *:* m', 'b *:* m', 'c 1:3 rwm')
+    assert kind.render(kind.parse(['c 1:3 rwm', 'b 8:* r', 'c 1:3 mrw'])) == ['c 1:3 rwm', 'b 8:* r']
+    assert kind.show(kind.parse(['c 136:* rwm', 'c 1:3 rwm'])) == 'c 136:* rwm, c 1:3 rwm'
     with pytest.raises(ValueError):
         kind.parse(['x 1:3 rwm'])
 
