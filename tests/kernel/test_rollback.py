@@ -18,17 +18,19 @@ def _spec(bad_cpus):
                                'pids.max': 100}},
         'ct1/a': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'memory.limit_in_bytes': '64M'},
         'ct1/b': {'cpuset.cpus': '0', 'cpuset.mems': '0', 'memory.limit_in_bytes': '32M'},
-        # the last cgroup names a CPU that does not exist
+        # the last cgroup names a CPU that its parent's cpuset does not have
+        # (one that exists: a CPU the host lacks is refused before any write)
         'ct1/z': {'cpuset.cpus': bad_cpus, 'cpuset.mems': '0', 'memory.limit_in_bytes': '16M'},
     }}
 
 
 def test_strict_rolls_back_created_cgroups(sandbox):
     before = snapshot(sandbox)
-    result = run(sandbox, spec=_spec('99'), root='outer')
+    result = run(sandbox, spec=_spec('1'), root='outer')
     assert result['failed'], result
-    assert "cpuset:outer/ct1/z cpuset.cpus = '99'" in result['msg'], result['msg']
-    assert 'ERANGE' in result['msg'] or 'EINVAL' in result['msg'], result['msg']
+    assert "cpuset:outer/ct1/z cpuset.cpus = '1'" in result['msg'], result['msg']
+    # v1 refuses a CPU outside the parent's cpuset with EACCES
+    assert 'EACCES' in result['msg'] or 'EINVAL' in result['msg'], result['msg']
     assert 'Rolled back' in result['msg'] and result['rolled_back'] and not result['rollback_errors']
     assert snapshot(sandbox) == before
     for hierarchy in ('cpuset', 'memory', 'pids'):
@@ -52,7 +54,7 @@ def _premade_top_level(sandbox):
 def test_bind_rolls_back_writes_to_existing_cgroups(sandbox):
     _premade_top_level(sandbox)
     before = snapshot(sandbox)
-    result = run(sandbox, spec=_spec('0-1,99'), mode='bind')
+    result = run(sandbox, spec=_spec('0-1'), mode='bind')
     assert result['failed'] and 'ct1/z cpuset.cpus' in result['msg'], result
     assert snapshot(sandbox) == before
     assert read(sandbox, 'memory', 'ct1', 'memory.limit_in_bytes') == str(1 << 30)
@@ -63,11 +65,11 @@ def test_bind_rolls_back_writes_to_existing_cgroups(sandbox):
 
 def test_opport_applies_the_rest_and_lists_the_failure(sandbox):
     _premade_top_level(sandbox)
-    result = run(sandbox, spec=_spec('99'), mode='opport')
+    result = run(sandbox, spec=_spec('1'), mode='opport')
     assert result['failed'], result
     assert [(f['cgroup'], f['hierarchy'], f['property']) for f in result['failed_items']] == \
         [('ct1/z', 'cpuset', 'cpuset.cpus')]
-    assert "cpuset.cpus = '99'" in result['failed_items'][0]['error']
+    assert "cpuset.cpus = '1'" in result['failed_items'][0]['error']
     assert result['changed'] is True
     # everything else is applied, z included (its memory limit and cgroup)
     assert read(sandbox, 'memory', 'ct1', 'memory.limit_in_bytes') == str(128 << 20)
@@ -78,19 +80,20 @@ def test_opport_applies_the_rest_and_lists_the_failure(sandbox):
     assert read(sandbox, 'cpuset', 'ct1', 'z', 'cpuset.cpus') == '0'
     assert read(sandbox, 'pids', 'ct1', 'pids.max') == '100'
     # the second run retries only what failed
-    again = run(sandbox, spec=_spec('99'), mode='opport')
+    again = run(sandbox, spec=_spec('1'), mode='opport')
     assert [w['property'] for w in again['writes']] == [] and len(again['failed_items']) == 1, again
 
 
 def test_opport_goes_on_below_a_cgroup_whose_write_failed(sandbox):
-    spec = {'version': 1, 'cgroups': {'ct1': {'cpuset.cpus': '99', 'cpuset.mems': '0'},
-                                      'ct1/child': {'cpuset.mems': '0'}}}
+    spec = {'version': 1, 'cgroups': {'ct0': {'cpuset.cpus': '0', 'cpuset.mems': '0'},
+                                      'ct0/ct1': {'cpuset.cpus': '1', 'cpuset.mems': '0'},
+                                      'ct0/ct1/child': {'cpuset.mems': '0'}}}
     result = run(sandbox, spec=spec, mode='opport')
     # the child starts with its parent's planned CPUs, which the kernel refused too
     assert [(f['cgroup'], f['property']) for f in result['failed_items']] == \
-        [('ct1', 'cpuset.cpus'), ('ct1/child', 'cpuset.cpus')]
-    assert cgroups(sandbox, 'cpuset') == ['ct1', 'ct1/child']
-    assert read(sandbox, 'cpuset', 'ct1', 'child', 'cpuset.mems') == '0'
+        [('ct0/ct1', 'cpuset.cpus'), ('ct0/ct1/child', 'cpuset.cpus')]
+    assert cgroups(sandbox, 'cpuset') == ['ct0', 'ct0/ct1', 'ct0/ct1/child']
+    assert read(sandbox, 'cpuset', 'ct0', 'ct1', 'child', 'cpuset.mems') == '0'
 
 
 # Runs the module in the sandbox's namespace, then shows that namespace's
@@ -126,7 +129,8 @@ def test_strict_unmounts_what_it_mounted_when_a_later_write_fails(sandbox):
     # fresh mount is refused: tests/kernel/test_layouts.py.)
     spec = {'version': 1, 'cgroups': {
         'ct1': {'controllers': ['cpuset', 'pids'],
-                'properties': {'pids.max': 50, 'cpuset.mems': '0', 'cpuset.cpus': '99'}}}}
+                'properties': {'pids.max': 50, 'cpuset.mems': '0', 'cpuset.cpus': '0'}},
+        'ct1/z': {'cpuset.mems': '0', 'cpuset.cpus': '1'}}}
     before = snapshot(sandbox)
     args = os.path.join(sandbox.work, 'args.json')
     with open(args, 'w') as handle:
@@ -135,7 +139,7 @@ def test_strict_unmounts_what_it_mounted_when_a_later_write_fails(sandbox):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout)
     result = out['result']
-    assert result['failed'] and "cpuset.cpus = '99'" in result['msg'], result
+    assert result['failed'] and "cpuset.cpus = '1'" in result['msg'], result
     assert sorted(m['hierarchy'] for m in result['mounted']) == ['cpuset', 'pids'], result
     assert 'mount /sys/fs/cgroup/pids' in result['rolled_back'], result
     assert 'mount /sys/fs/cgroup/cpuset' in result['rolled_back'], result
@@ -153,10 +157,10 @@ def test_strict_rollback_restores_a_changed_root_value(sandbox):
         '/': {'memory.limit_in_bytes': '300M', 'pids.max': 500},
         'ct1': {'controllers': ['cpuset', 'memory'],
                 'properties': {'memory.limit_in_bytes': '64M', 'cpuset.mems': '0', 'cpuset.cpus': '0'}},
-        'ct1/z': {'cpuset.mems': '0', 'cpuset.cpus': '99'}}}
+        'ct1/z': {'cpuset.mems': '0', 'cpuset.cpus': '1'}}}
     before = snapshot(sandbox)
     result = run(sandbox, spec=spec)
-    assert result['failed'] and "cpuset:ct1/z cpuset.cpus = '99'" in result['msg'], result
+    assert result['failed'] and "cpuset:ct1/z cpuset.cpus = '1'" in result['msg'], result
     assert 'write memory:/ memory.limit_in_bytes' in result['rolled_back'], result
     assert 'write pids:/ pids.max' in result['rolled_back'], result
     assert not result['rollback_errors'], result
