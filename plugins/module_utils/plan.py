@@ -93,6 +93,23 @@ def _top_level(path, paths):
     return not any(path[:i] in paths for i in range(len(path)))
 
 
+def _missing_parent_message(h, path, anc, targets):
+    """Bind mode's refusal of a cgroup whose parent is missing in hierarchy h.
+    When an ancestor is in the spec, but its explicit controllers leave h
+    out, that is what to fix; otherwise the top-level cgroup was not
+    premounted."""
+    elsewhere = set(t.path for t in targets if t.hierarchy.name != h)
+    for depth in range(len(path) - 1, -1, -1):
+        if path[:depth] in elsewhere:
+            named = [t.cgroup for t in targets if t.path == path[:depth]][0]
+            return ('Failed to restore %s:%s in bind mode: its parent %s does not exist in hierarchy %s, and the '
+                    'spec\'s %s lives only in %s (its controllers); add %s to them, or leave them out to have '
+                    'them derived.' % (h, show_path(path), show_path(anc), h, show_path(named.path),
+                                       ', '.join(named.controllers), h))
+    return ('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount the container\'s '
+            'top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+
+
 def _all_same(props, values, compared):
     """True when every property's live text was already found to mean the
     spec's value (compared, filled by the cgroups planned before): a no-op
@@ -519,8 +536,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
                     continue
                 if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount '
-                                  'the container\'s top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+                    raise Refusal(_missing_parent_message(h, path, anc, targets))
                 created.add((h, anc))
                 top_down.append((len(anc), h, anc, None))
             exists = not path or cgroups.get((h, path), MISSING).exists

@@ -283,11 +283,17 @@ def _check_memsw(where, parsed):
 
 def _derive_controllers(cgroups):
     """Fill in controllers: explicit, else those of the properties plus the
-    parent's (a subcgroup lives where its container lives)."""
+    parent's (a subcgroup lives where its container lives) plus those its
+    descendants in the spec live in (in every hierarchy a cgroup's parent
+    exists: bind mode creates a subcgroup only below one of the spec's
+    cgroups in the same hierarchy). A cgroup left with none is placed by the
+    host (targets.resolve): on a pure cgroup v2 host it lives in the one
+    hierarchy, elsewhere it is refused."""
     by_path = {}
-    result = []
+    order = []  # the paths, shallowest first
     owned = {}  # property and file names -> the controllers they belong to
     checked = set()  # (own controllers, explicit controllers) found consistent
+    derived = set()  # paths whose controllers were left out of the spec
     for cg in sorted(cgroups, key=_by_depth):
         names = tuple(map(_NAME, cg.properties))
         if cg.file_perms:
@@ -306,17 +312,34 @@ def _derive_controllers(cgroups):
                                 % (show_path(cg.path), ', '.join(sorted(missing)), ', '.join(cg.controllers)))
             controllers = cg.controllers
         else:
+            derived.add(cg.path)
             parent = _nearest_parent(cg.path, by_path)
             inherited = set(parent.controllers) if parent is not None else set()
             controllers = tuple(sorted(own | inherited))
-        if not controllers and cg.path:
-            raise SpecError('Invalid spec: cgroup %r: cannot tell which hierarchies it belongs to; '
-                            'give "controllers" or properties of a controller.' % show_path(cg.path))
         if controllers is not cg.controllers:
             cg = cg._replace(controllers=controllers)
         by_path[cg.path] = cg
-        result.append(cg)
-    return tuple(result)
+        order.append(cg.path)
+    if derived:
+        _add_descendants_controllers(by_path, derived)
+    return tuple(by_path[path] for path in order)
+
+
+def _add_descendants_controllers(by_path, derived):
+    """Bottom-up: each cgroup whose controllers were derived also lives in
+    the hierarchies of its descendants in the spec. Explicit controllers are
+    the spec's word and stay as they are."""
+    for path in sorted(by_path, key=lambda p: (-len(p), p)):
+        cg = by_path[path]
+        if not path or not cg.controllers:
+            continue
+        parent = _nearest_parent(path, by_path)
+        if parent is None or parent.path not in derived:
+            continue
+        wanted = set(parent.controllers)
+        if not wanted.issuperset(cg.controllers):
+            wanted.update(cg.controllers)
+            by_path[parent.path] = parent._replace(controllers=tuple(sorted(wanted)))
 
 
 def _by_depth(cg):

@@ -102,7 +102,7 @@ def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, transla
     """[(hierarchy, indices of the cgroup's properties that go there, the
     cgroup's controllers in it, whether they need translate.for_hierarchy)]
     for cgroups with the controllers and property names of cg."""
-    controllers = list(cg.controllers)
+    controllers = list(cg.controllers) or _without_controllers(cg, hierarchies, v2)
     home = {}
     for controller in controllers:
         home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned)
@@ -128,6 +128,19 @@ def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, transla
                       tuple(sorted(c for c in controllers if home[c].name == name)), not same,
                       name in planned and hierarchy is planned[name]))
     return shape
+
+
+def _without_controllers(cg, hierarchies, v2):
+    """The controllers of a cgroup that names none and has no property of a
+    controller (only core files, or nothing): on a host whose one hierarchy
+    is cgroup v2, that hierarchy ('unified'); elsewhere it could be any, and
+    is refused, unless it is the root with nothing to restore."""
+    if v2 is not None and len(hierarchies) == 1:
+        return [UNIFIED]
+    if not cg.path and not cg.properties and cg.perms is None and not cg.file_perms:
+        return []
+    raise Refusal('Failed to restore cgroup %r: cannot tell which hierarchies it belongs to; give "controllers" '
+                  'or properties of a controller.' % show_path(cg.path))
 
 
 def _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned):
