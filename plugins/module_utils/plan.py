@@ -9,7 +9,8 @@ Order (DESIGN.md, "Order of writes"):
   2. top-down over cgroups: mkdir, owner and mode, then the settings that
      must precede children (cpuset, use_hierarchy, clone_children, devices),
      widening hierarchical limits, the other settings (memory limit/memsw
-     and cfs period/quota in the order the current values need), file perms;
+     and cfs period/quota in the order the current values need, cgroup v2's
+     cpu.max.burst before cpu.max), file perms;
   3. bottom-up: narrowing hierarchical limits;
   4. prune, bottom-up;
   5. bottom-up: controllers disabled in cgroup v2's cgroup.subtree_control
@@ -214,6 +215,19 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
                 bucket[-1] = bucket[-1]._replace(fallback=(quota_name, fb.writes, before))
         if quota_name in pending:
             emit(bucket, quota_name)
+
+    # cpu.max.burst and cpu.max: the kernel refuses a burst above the quota
+    # (EINVAL), whichever of the two is written. As runc does (fs2/cpu.go),
+    # the burst goes first, which lowers it before a lower quota; a refused
+    # burst (one above the old quota) is retried after cpu.max.
+    burst_name, cpu_max_name = properties.CPU_MAX_BURST
+    if burst_name in pending:
+        emit(phases.normal, burst_name)
+        if cpu_max_name in pending:
+            quota, before = pending[cpu_max_name]
+            fb = _write(h, path, cpu_max_name, before, quota.value, quota.spec_value)
+            phases.normal[-1] = phases.normal[-1]._replace(fallback=(cpu_max_name, fb.writes, before))
+            emit(phases.normal, cpu_max_name)
 
     for name in sorted(pending):
         prop, current = pending[name]

@@ -82,7 +82,9 @@ def read_request(params, warn=None):
         data, notes = formats.load_src(params['src'], given(params, 'format', 'auto'))
         for note in notes:
             (warn or (lambda message: None))(note)
-    spec = sp.load_spec(data, resolve=resolve_id)
+        if data is formats.NOTHING_TO_RESTORE:
+            data = None  # a cgconfig.conf with no group: a run that does nothing (and said why)
+    spec = sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
     options = sp.Options(
         mode=mode,
         restore_properties=restore_properties,

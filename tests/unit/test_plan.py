@@ -444,3 +444,24 @@ def test_bind_mode_names_the_explicit_controllers_that_leave_a_hierarchy_out():
         bind_plan({'/': {'controllers': ['pids'], 'properties': {'pids.max': 30}},
                    'app': {'controllers': ['pids'], 'properties': {'pids.max': 10}},
                    'app/db': {'memory.limit_in_bytes': '64M'}}, {})
+
+
+def test_v2_cpu_max_burst_is_written_before_cpu_max_and_retried_after_it():
+    live = {('', ('ct',)): existing({'cpu.max': '100000 100000', 'cpu.max.burst': '80000', 'cgroup.procs': '',
+                                      'cgroup.controllers': 'cpu', 'cgroup.subtree_control': '',
+                                      'cgroup.type': 'domain'})}
+    # lowering both: the burst first, else the lower quota is refused under the old burst
+    result, _w = plan_v2({'ct': {'cpu.max': '50000 100000', 'cpu.max.burst': 10000}}, live=live, mode='opport')
+    writes = [a for a in result.actions if a.kind == 'write' and a.path == ('ct',)]
+    assert [(a.prop, a.writes) for a in writes] == [('cpu.max.burst', (('cpu.max.burst', '10000'),)),
+                                                    ('cpu.max', (('cpu.max', '50000 100000'),))]
+    # refused (a burst above the old quota), the burst is written again after cpu.max
+    assert writes[0].fallback == ('cpu.max', (('cpu.max', '50000 100000'),), (100000, 100000))
+    assert writes[1].fallback is None
+    # the burst alone: no fallback, cpu.max is not the plan's to write
+    result, _w = plan_v2({'ct': {'cpu.max': '100000 100000', 'cpu.max.burst': 20000}}, live=live, mode='opport')
+    writes = [a for a in result.actions if a.kind == 'write' and a.path == ('ct',)]
+    assert [(a.prop, a.fallback) for a in writes] == [('cpu.max.burst', None)]
+    # a new cgroup: the same order
+    result, _w = plan_v2({'ct': {'cpu.max': '50000', 'cpu.max.burst': 10000}})
+    assert [a.prop for a in result.actions if a.kind == 'write' and a.path == ('ct',)] == ['cpu.max.burst', 'cpu.max']
