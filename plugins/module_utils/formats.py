@@ -448,13 +448,15 @@ def _cgconfig_namespaces(build, items):
     controller's hierarchy. Like libcgroup, a file with both a mount and a
     namespace block (ECGMOUNTNAMESPACE), and a controller given two
     namespaces, are refused."""
-    namespaces, given_at, mount_at = {}, {}, None
+    namespaces, given_at, mount_at, namespace_at = {}, {}, None, None
     for _kind, head, body, line in items:
         keyword = head[0][1]
         if keyword == 'mount' and mount_at is None:
             mount_at = line
         if keyword != 'namespace':
             continue
+        if namespace_at is None:
+            namespace_at = line
         for entry in body:
             if entry[0] != 'set':
                 raise SpecError('Failed to parse cgconfig file %s: line %d: a block inside the namespace block.'
@@ -473,7 +475,7 @@ def _cgconfig_namespaces(build, items):
     if namespaces and mount_at is not None:
         raise SpecError('Failed to read cgconfig file %s: it has a mount block (line %d) and a namespace block '
                         '(line %d); libcgroup refuses a file with both (ECGMOUNTNAMESPACE).'
-                        % (build.where, mount_at, min(given_at.values())))
+                        % (build.where, mount_at, namespace_at))
     return namespaces
 
 

@@ -294,6 +294,7 @@ def _derive_controllers(cgroups):
     owned = {}  # property and file names -> the controllers they belong to
     checked = set()  # (own controllers, explicit controllers) found consistent
     derived = set()  # paths whose controllers were left out of the spec
+    parent_of = {}  # path -> its nearest ancestor in the spec, where derived ones can use it
     for cg in sorted(cgroups, key=_by_depth):
         names = tuple(map(_NAME, cg.properties))
         if cg.file_perms:
@@ -301,6 +302,10 @@ def _derive_controllers(cgroups):
         own = owned.get(names)
         if own is None:
             own = owned[names] = frozenset(filter(None, (properties.controller_of(name) for name in names)))
+        # a parent is derived only if some cgroup before this one was
+        parent = _nearest_parent(cg.path, by_path) if cg.controllers is None or derived else None
+        if parent is not None:
+            parent_of[cg.path] = parent.path
         if cg.controllers is not None and (own, cg.controllers) in checked:
             controllers = cg.controllers
         elif cg.controllers is not None:
@@ -313,7 +318,6 @@ def _derive_controllers(cgroups):
             controllers = cg.controllers
         else:
             derived.add(cg.path)
-            parent = _nearest_parent(cg.path, by_path)
             inherited = set(parent.controllers) if parent is not None else set()
             controllers = tuple(sorted(own | inherited))
         if controllers is not cg.controllers:
@@ -321,25 +325,21 @@ def _derive_controllers(cgroups):
         by_path[cg.path] = cg
         order.append(cg.path)
     if derived:
-        _add_descendants_controllers(by_path, derived)
+        _add_descendants_controllers(by_path, order, parent_of, derived)
     return tuple(by_path[path] for path in order)
 
 
-def _add_descendants_controllers(by_path, derived):
+def _add_descendants_controllers(by_path, order, parent_of, derived):
     """Bottom-up: each cgroup whose controllers were derived also lives in
     the hierarchies of its descendants in the spec. Explicit controllers are
     the spec's word and stay as they are."""
-    for path in sorted(by_path, key=lambda p: (-len(p), p)):
-        cg = by_path[path]
-        if not path or not cg.controllers:
+    for path in reversed(order):  # deepest first
+        parent_path = parent_of.get(path)
+        if parent_path is None or parent_path not in derived:
             continue
-        parent = _nearest_parent(path, by_path)
-        if parent is None or parent.path not in derived:
-            continue
-        wanted = set(parent.controllers)
-        if not wanted.issuperset(cg.controllers):
-            wanted.update(cg.controllers)
-            by_path[parent.path] = parent._replace(controllers=tuple(sorted(wanted)))
+        controllers, parent = by_path[path].controllers, by_path[parent_path]
+        if controllers and not set(parent.controllers).issuperset(controllers):
+            by_path[parent_path] = parent._replace(controllers=tuple(sorted(set(parent.controllers) | set(controllers))))
 
 
 def _by_depth(cg):
