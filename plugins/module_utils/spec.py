@@ -339,7 +339,8 @@ def _add_descendants_controllers(by_path, order, parent_of, derived):
             continue
         controllers, parent = by_path[path].controllers, by_path[parent_path]
         if controllers and not set(parent.controllers).issuperset(controllers):
-            by_path[parent_path] = parent._replace(controllers=tuple(sorted(set(parent.controllers) | set(controllers))))
+            wanted = tuple(sorted(set(parent.controllers) | set(controllers)))
+            by_path[parent_path] = parent._replace(controllers=wanted)
 
 
 def _by_depth(cg):

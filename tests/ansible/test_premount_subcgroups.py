@@ -105,3 +105,47 @@ def test_bind_mode_creates_subcgroups_in_every_hierarchy_of_the_container(sandbo
     output, rc = _playbook(sandbox, [('absent', 'absent')])['absent']
     assert rc == '0' and recap(output)[1] == 0, output
     assert below(sandbox, 'memory') == [] and below(sandbox, 'pids') == []
+
+
+def test_on_cgroup_v2_the_role_makes_the_spec_cgroups_subcgroups_of_the_view(sandbox):
+    # This machine's cgroup2 (the sandbox's subtree of it) bound at a directory of its own: a pure v2 mountpoint.
+    assert 'unified' in sandbox.hierarchies, 'this test needs the host cgroup2 mount at /sys/fs/cgroup/unified'
+    root = os.path.join(sandbox.work, 'v2root')
+    view = os.path.join(sandbox.work, 'ct3', 'rootfs', 'sys', 'fs', 'cgroup')
+    container = {'name': 'ct3', 'controllers': ['unified'], 'cgroup': 'ct3', 'view': view,
+                 # no "/", and only core files: the role's "/" makes app a subcgroup of the view
+                 'spec': {'version': 1, 'cgroups': {'app': {'cgroup.max.descendants': 5},
+                                                    'app/db': {'cgroup.max.depth': 1}}}}
+    plays = {}
+    for state in ('present', 'absent'):
+        plays[state] = os.path.join(sandbox.work, 'v2-%s.yml' % state)
+        with open(plays[state], 'w') as handle:
+            yaml.safe_dump([{'name': 'Premount', 'hosts': 'localhost', 'gather_facts': False,
+                             'roles': [{'role': 'checkpoint_restore.cgroups.cgroup_premount',
+                                        'cgroup_premount_state': state, 'cgroup_premount_mountpoint': root,
+                                        'cgroup_premount_containers': [container]}]}], handle)
+    inventory = os.path.join(sandbox.work, 'inventory.ini')
+    with open(inventory, 'w') as handle:
+        handle.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
+    play = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', inventory]
+    lines = ['cmd() { echo "=== $1"; shift; "$@" 2>&1; echo "=== rc $?"; }',
+             'mkdir -p %s && mount --bind /sys/fs/cgroup/unified %s' % (shlex.quote(root), shlex.quote(root))]
+    lines += ['cmd %s %s' % (label, ' '.join(map(shlex.quote, play + [plays[state]])))
+              for label, state in (('present', 'present'), ('again', 'present'))]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1',
+               ANSIBLE_LOCAL_TEMP=os.path.join(sandbox.work, 'ansible-tmp'),
+               ANSIBLE_REMOTE_TEMP=os.path.join(sandbox.work, 'ansible-tmp'))
+    proc = sandbox.run(['sh', '-c', '\n'.join(lines)], env=env, only=['unified'])
+    out = proc.stdout + proc.stderr
+    assert 'Traceback' not in out, out
+    parts = dict(re.findall(r'=== (\S+)\n(.*?)=== rc \d+\n', out, re.S))
+    # before: "Failed to restore :app in bind mode: the top-level cgroup does not exist"
+    assert recap(parts['present'])[1] == 0, parts['present']
+    assert recap(parts['again']) == (0, 0), parts['again']
+    assert read(sandbox, 'unified', 'ct3', 'app', 'cgroup.max.descendants') == '5'
+    assert read(sandbox, 'unified', 'ct3', 'app', 'db', 'cgroup.max.depth') == '1'
+    lines[2:] = ['cmd absent %s' % ' '.join(map(shlex.quote, play + [plays['absent']]))]
+    proc = sandbox.run(['sh', '-c', '\n'.join(lines)], env=env, only=['unified'])
+    parts = dict(re.findall(r'=== (\S+)\n(.*?)=== rc \d+\n', proc.stdout + proc.stderr, re.S))
+    assert recap(parts['absent'])[1] == 0, parts['absent']
+    assert below(sandbox, 'unified') == []

@@ -396,7 +396,8 @@ def test_v2_only_settings_without_a_v1_counterpart_are_written_as_they_are():
 
 
 MEMORY_PIDS = hz.discover(hz.parse_mountinfo('\n'.join([
-    '31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw', '35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+    '31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw',
+    '35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
     '39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids'])), KERNEL, '/sys/fs/cgroup')
 PURE_V2 = hz.discover(hz.parse_mountinfo('30 23 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), {},
                       '/sys/fs/cgroup', lambda p: ['memory', 'pids'])
@@ -448,8 +449,8 @@ def test_bind_mode_names_the_explicit_controllers_that_leave_a_hierarchy_out():
 
 def test_v2_cpu_max_burst_is_written_before_cpu_max_and_retried_after_it():
     live = {('', ('ct',)): existing({'cpu.max': '100000 100000', 'cpu.max.burst': '80000', 'cgroup.procs': '',
-                                      'cgroup.controllers': 'cpu', 'cgroup.subtree_control': '',
-                                      'cgroup.type': 'domain'})}
+                                     'cgroup.controllers': 'cpu', 'cgroup.subtree_control': '',
+                                     'cgroup.type': 'domain'})}
     # lowering both: the burst first, else the lower quota is refused under the old burst
     result, _w = plan_v2({'ct': {'cpu.max': '50000 100000', 'cpu.max.burst': 10000}}, live=live, mode='opport')
     writes = [a for a in result.actions if a.kind == 'write' and a.path == ('ct',)]

@@ -67,7 +67,8 @@ def test_a_cgconfig_of_comments_only_is_a_cgconfig_that_names_nothing(tmp_path):
     assert [w.split(': ', 1)[1][:30] for w in warnings] == [
         'line 2: the mount block (cpu=/', 'line 5: the systemd block is n', 'it names no group, so there is']
     # still native: YAML with comments, and an empty file (refused by the spec reader, as before)
-    assert formats.detect(write(tmp_path, 'spec.yml', '# mine\nversion: 1\ncgroups: {ct: {pids.max: 1}}\n')) == 'native'
+    yaml_spec = '# mine\nversion: 1\ncgroups: {ct: {pids.max: 1}}\n'
+    assert formats.detect(write(tmp_path, 'spec.yml', yaml_spec)) == 'native'
     assert formats.detect(write(tmp_path, 'empty.yml', '# nothing here\n')) == 'native'
 
 
@@ -77,11 +78,13 @@ def test_read_request_of_a_cgconfig_with_no_group_is_an_empty_spec(tmp_path):
     assert spec.cgroups == () and any('nothing to restore' in n for n in notes), notes
 
 
-GROUP = 'group %s {\n\tcpu {\n\t\tcpu.shares = %d;\n\t}\n\tcpuacct {\n\t}\n\tperm {\n\t\ttask {\n\t\t\tuid = 7;\n\t\t}\n\t}\n}\n'
+GROUP = ('group %s {\n\tcpu {\n\t\tcpu.shares = %d;\n\t}\n\tcpuacct {\n\t}\n'
+         '\tperm {\n\t\ttask {\n\t\t\tuid = 7;\n\t\t}\n\t}\n}\n')
 
 
 def test_namespaces_put_each_controller_of_a_group_below_its_path(tmp_path):
-    text = GROUP % ('www', 100) + GROUP % ('/', 200) + 'namespace {\n\tcpu = /daemons;\n\tcpuacct = acct/x;\n}\n'
+    text = GROUP % ('www', 100) + GROUP % ('/', 200) + \
+        'namespace {\n\tcpu = /daemons;\n\tcpuacct = acct/x;\n}\n'
     data, warnings = formats.load_src(write(tmp_path, 'ns.conf', text))
     cgroups = data['cgroups']
     assert sorted(cgroups) == ['acct/x', 'acct/x/www', 'daemons', 'daemons/www']
@@ -95,8 +98,10 @@ def test_namespaces_put_each_controller_of_a_group_below_its_path(tmp_path):
 
 
 @pytest.mark.parametrize('tail,words', [
-    ('namespace {\n\tcpu = a;\n}\nnamespace {\n\tcpu = b;\n}\n', 'line 18: controller cpu has two namespaces, a (line 15) and b'),
-    ('namespace {\n\tcpu = a;\n}\nmount {\n\tcpu = /x;\n}\n', 'a mount block (line 17) and a namespace block (line 14)'),
+    ('namespace {\n\tcpu = a;\n}\nnamespace {\n\tcpu = b;\n}\n',
+     'line 18: controller cpu has two namespaces, a (line 15) and b'),
+    ('namespace {\n\tcpu = a;\n}\nmount {\n\tcpu = /x;\n}\n',
+     'a mount block (line 17) and a namespace block (line 14)'),
     ('namespace {\n\tcpu = ../a;\n}\n', 'line 15: Invalid namespace of cpu'),
     ('namespace {\n\tcpu { }\n}\n', 'line 15: a block inside the namespace block'),
 ])
