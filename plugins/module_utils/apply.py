@@ -116,6 +116,9 @@ class Applier:
         self.created = set()
         self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
         self._write_index = {}
+        # (hierarchy, path, file, writes) a fallback wrote ahead of its own
+        # action: the journal already holds that file's old value
+        self._written_ahead = set()
         # (hierarchy, path) whose mount or mkdir failed in opport mode: what
         # lies below is skipped, across calls of run().
         self.broken = []
@@ -243,7 +246,9 @@ class Applier:
     def _do_write(self, action):
         fs = self.handles[action.hierarchy]
         new = self._is_new(action)
-        if not new and action.before is not None:
+        own_entry = len(self.journal)  # where this write's undo goes
+        ahead = (action.hierarchy, action.path, action.prop, action.writes) in self._written_ahead
+        if not new and action.before is not None and not ahead:
             self.journal.append(('write', action.hierarchy, action.path, action.prop, action.before, action.after))
         kind = properties.kind_of(action.prop)
         refused = []
@@ -265,13 +270,18 @@ class Applier:
                     continue
                 if index or not action.fallback or exc.errno != errno.EINVAL:
                     raise
-                # cfs: the period was refused under the old quota; write the
-                # quota first, then the period again.
+                # cfs: the period was refused under the old quota; v2: the
+                # burst above the old quota. Write the fallback (the quota,
+                # cpu.max) first, then this property again.
                 fb_prop, fb_writes, fb_before = action.fallback
                 if not new and fb_before is not None:
-                    self.journal.append(('write', action.hierarchy, action.path, fb_prop, fb_before, None))
+                    # journaled before this write, as it is written before it:
+                    # rollback undoes this write first, then the fallback (the
+                    # old, lower quota under the new burst would be refused)
+                    self.journal.insert(own_entry, ('write', action.hierarchy, action.path, fb_prop, fb_before, None))
                 for fb_name, fb_text in fb_writes:
                     fs.write(action.path, fb_name, fb_text)
+                self._written_ahead.add((action.hierarchy, action.path, fb_prop, tuple(fb_writes)))
                 fs.write(action.path, name, text)
                 raw = None
         if raw is None:

@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import io
 import json
+from collections import OrderedDict
 import os
 import re
 import struct
@@ -23,7 +24,14 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
 FORMATS = ('auto', 'native', 'criu', 'crit_json', 'cgconfig')
-_CGCONFIG_RE = re.compile(r'^\s*(group|mount|default|template|namespace)\b[^{;=]*\{', re.MULTILINE)
+_CGCONFIG_KEYWORDS = r'(group|mount|default|template|namespace|systemd)\b'
+_CGCONFIG_RE = re.compile(r'^\s*' + _CGCONFIG_KEYWORDS + r'[^{;=]*\{', re.MULTILINE)
+# libcgroup's own sample cgconfig.conf is all comments: its blocks commented out
+_COMMENTED_CGCONFIG_RE = re.compile(r'^\s*#\s*' + _CGCONFIG_KEYWORDS + r'[^{;=\n]*\{', re.MULTILINE)
+_COMMENT_RE = re.compile(r'#[^\n]*')
+# What a cgconfig.conf that names no group reads as: a spec with no cgroup,
+# which restores nothing (load_spec refuses an empty spec from anywhere else).
+NOTHING_TO_RESTORE = {'version': 1, 'cgroups': {}}
 
 
 def load_src(path, fmt='auto'):
@@ -67,7 +75,10 @@ def detect(path):
         if re.match(r'\s*\{\s*"(magic|entries)"', text):
             return 'crit_json'
         return 'native'
-    if _CGCONFIG_RE.search(text):
+    bare = _COMMENT_RE.sub('', text)
+    if _CGCONFIG_RE.search(bare):
+        return 'cgconfig'
+    if not bare.strip() and _COMMENTED_CGCONFIG_RE.search(text):
         return 'cgconfig'
     return 'native'
 
@@ -223,10 +234,12 @@ class _Builder:
 
     def data(self):
         if self.admin_groups:
+            groups = list(OrderedDict.fromkeys(self.admin_groups))  # each once, in the file's order
+            shown = ', '.join(groups[:10]) + (' and %d more' % (len(groups) - 10) if len(groups) > 10 else '')
             self.warnings.append('%s: group(s) %s: the admin owner and fperm were given to the directory, the files '
                                  'the group sets and cgroup.procs; the group\'s other files keep the kernel\'s owner '
                                  'and mode (libcgroup gives them every file; the spec names files one by one).'
-                                 % (self.where, ', '.join(self.admin_groups)))
+                                 % (self.where, shown))
         for reason in sorted(self.skipped):
             self.warnings.append('%s: not restored, %s: %s.' % (self.where, reason, ', '.join(sorted(self.skipped[reason]))))
         if not self.cgroups:
@@ -419,34 +432,78 @@ def _block_name(head):
 
 
 def cgconfig_to_spec(text, where):
-    """cgconfig.conf text -> (native spec mapping, warnings)."""
+    """cgconfig.conf text -> (native spec mapping, warnings). A file that
+    names no group gives NOTHING_TO_RESTORE, and says so."""
     items, _pos = _parse_block(_tokens(text, where), 0, where, None)
     build = _Builder(where)
     for item in items:
         if item[0] != 'block':
             raise SpecError('Failed to parse cgconfig file %s: line %d: %r is outside any block.'
                             % (where, item[3], item[1]))
-        _kind, head, body, line = item
+    namespaces = _cgconfig_namespaces(build, items)
+    for _kind, head, body, line in items:
         keyword = head[0][1]
         if keyword == 'mount':
             mounts = ', '.join('%s=%s' % (i[1], i[2]) for i in body if i[0] == 'set')
             build.warnings.append('%s: line %d: the mount block (%s) is not acted on; hierarchies are mounted '
                                   'by cgroup_restore or the cgroup_premount role.' % (where, line, mounts))
         elif keyword == 'group' and len(head) >= 2:
-            _cgconfig_group(build, _block_name(head[1:]), body, line)
-        else:
+            _cgconfig_group(build, _block_name(head[1:]), body, line, namespaces)
+        elif keyword != 'namespace':
             build.warnings.append('%s: line %d: the %s block is not supported and was ignored.'
                                   % (where, line, _block_name(head)))
+    if not build.cgroups:
+        build.warnings.append('%s: it names no group, so there is nothing to restore.' % where)
+        return NOTHING_TO_RESTORE, build.warnings
     return build.data(), build.warnings
 
 
-def _cgconfig_group(build, name, body, line):
+def _cgconfig_namespaces(build, items):
+    """{controller: path prefix} of the namespace blocks: libcgroup creates a
+    group of a controller with a namespace below that path in the
+    controller's hierarchy. Like libcgroup, a file with both a mount and a
+    namespace block (ECGMOUNTNAMESPACE), and a controller given two
+    namespaces, are refused."""
+    namespaces, given_at, mount_at, namespace_at = {}, {}, None, None
+    for _kind, head, body, line in items:
+        keyword = head[0][1]
+        if keyword == 'mount' and mount_at is None:
+            mount_at = line
+        if keyword != 'namespace':
+            continue
+        if namespace_at is None:
+            namespace_at = line
+        for entry in body:
+            if entry[0] != 'set':
+                raise SpecError('Failed to parse cgconfig file %s: line %d: a block inside the namespace block.'
+                                % (build.where, entry[3]))
+            controller, value, at = entry[1], entry[2].strip(), entry[3]
+            try:
+                prefix = sp.split_path(value, 'namespace of %s' % controller)
+            except SpecError as exc:
+                raise SpecError('Failed to read cgconfig file %s: line %d: %s' % (build.where, at, exc))
+            if controller in namespaces and namespaces[controller] != prefix:
+                raise SpecError('Failed to read cgconfig file %s: line %d: controller %s has two namespaces, %s '
+                                '(line %d) and %s; libcgroup refuses that.'
+                                % (build.where, at, controller, sp.show_path(namespaces[controller]),
+                                   given_at[controller], sp.show_path(prefix)))
+            namespaces[controller], given_at[controller] = prefix, at
+    if namespaces and mount_at is not None:
+        raise SpecError('Failed to read cgconfig file %s: it has a mount block (line %d) and a namespace block '
+                        '(line %d); libcgroup refuses a file with both (ECGMOUNTNAMESPACE).'
+                        % (build.where, mount_at, namespace_at))
+    return namespaces
+
+
+def _cgconfig_group(build, name, body, line, namespaces):
+    """One group: a spec cgroup, or one per namespace its controllers have
+    (each with the group's perms)."""
     try:
         path = () if name in ('.', '/') else sp.split_path(name, 'group name')
     except SpecError as exc:
         raise SpecError('Failed to read cgconfig file %s: line %d: %s' % (build.where, line, exc))
-    cg = build.cgroup(path)
     perm_blocks = {}
+    made = {}  # spec path -> its cgroup, in the order the group's sections name them
     for item in body:
         if item[0] != 'block':
             raise SpecError('Failed to parse cgconfig file %s: line %d: group %s: %r must be inside a '
@@ -455,9 +512,16 @@ def _cgconfig_group(build, name, body, line):
         if section == 'perm':
             _cgconfig_perm_block(build, name, item[2], perm_blocks)
             continue
+        where = namespaces.get(section, ()) + path
+        cg = made.get(where)
+        if cg is None:
+            cg = made[where] = build.cgroup(where)
         cg['controllers'].add(section)
-        _cgconfig_values(build, path, cg, section, item[2])
-    _cgconfig_perms(build, name, cg, perm_blocks)
+        _cgconfig_values(build, where, cg, section, item[2])
+    if not made:
+        made[path] = build.cgroup(path)
+    for cg in made.values():
+        _cgconfig_perms(build, name, cg, perm_blocks)
 
 
 def _cgconfig_values(build, path, cg, section, items):
@@ -544,8 +608,7 @@ def _cgconfig_perms(build, group, cg, perm_blocks):
                 perms['mode'] = _cgconfig_mode(build, group, 'admin', 'fperm', admin['fperm'],
                                                properties.kernel_file_mode(name))
             cg['file_perms'][name] = perms
-        if group not in build.admin_groups:
-            build.admin_groups.append(group)
+        build.admin_groups.append(group)
     tasks = dict(admin_owner)
     tasks.update((k, task[k][0]) for k in ('uid', 'gid') if k in task)
     if 'fperm' in task:

@@ -43,12 +43,17 @@ class HostLock:
                 if time.monotonic() - start >= self.timeout:
                     os.close(self._fd)
                     self._fd = None
-                    raise LockTimeout('Failed to take the host lock %s: another cgroup restore held it for more than '
-                                      '%d seconds. Nothing was written; run again, or raise lock_timeout.'
-                                      % (self.path, self.timeout))
+                    raise LockTimeout(self._timed_out())
                 time.sleep(0.05)
         self.waited = time.monotonic() - start
         return self
+
+    def _timed_out(self):
+        if not self.timeout:
+            return ('Failed to take the host lock %s: another cgroup restore holds it, and lock_timeout 0 says not '
+                    'to wait. Nothing was written; run again, or give lock_timeout the seconds to wait.' % self.path)
+        return ('Failed to take the host lock %s: another cgroup restore held it for more than %s seconds. Nothing '
+                'was written; run again, or raise lock_timeout.' % (self.path, self.timeout))
 
     def __exit__(self, *exc):
         if self._fd is not None:

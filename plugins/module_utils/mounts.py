@@ -50,8 +50,16 @@ def make_request(params):
     if path == '/':
         raise Refusal('Failed to %s at /: refusing to work on the root directory.' % _verb(params['state']))
     return Request(path=path, state=params['state'], fstype=fstype, controllers=controllers, src=src,
-                   options=params.get('options') or ('mode=755' if fstype == 'tmpfs' else ''),
+                   options=_options(params.get('options'), fstype),
                    recursive=bool(params.get('recursive')))
+
+
+def _options(given, fstype):
+    """The mount options as given (an empty text is none at all); left out,
+    a tmpfs view gets mode=755."""
+    if given is not None:
+        return given
+    return 'mode=755' if fstype == 'tmpfs' else ''
 
 
 def _verb(state):

@@ -9,7 +9,8 @@ Order (DESIGN.md, "Order of writes"):
   2. top-down over cgroups: mkdir, owner and mode, then the settings that
      must precede children (cpuset, use_hierarchy, clone_children, devices),
      widening hierarchical limits, the other settings (memory limit/memsw
-     and cfs period/quota in the order the current values need), file perms;
+     and cfs period/quota in the order the current values need, cgroup v2's
+     cpu.max.burst before cpu.max), file perms;
   3. bottom-up: narrowing hierarchical limits;
   4. prune, bottom-up;
   5. bottom-up: controllers disabled in cgroup v2's cgroup.subtree_control
@@ -94,6 +95,23 @@ def _missing_file_message(h, path, name):
 def _top_level(path, paths):
     """True when no ancestor of path is in the spec."""
     return not any(path[:i] in paths for i in range(len(path)))
+
+
+def _missing_parent_message(h, path, anc, targets):
+    """Bind mode's refusal of a cgroup whose parent is missing in hierarchy h.
+    When an ancestor is in the spec, but its explicit controllers leave h
+    out, that is what to fix; otherwise the top-level cgroup was not
+    premounted."""
+    elsewhere = set(t.path for t in targets if t.hierarchy.name != h)
+    for depth in range(len(path) - 1, -1, -1):
+        if path[:depth] in elsewhere:
+            named = [t.cgroup for t in targets if t.path == path[:depth]][0]
+            return ('Failed to restore %s:%s in bind mode: its parent %s does not exist in hierarchy %s, and the '
+                    'spec\'s %s lives only in %s (its controllers); add %s to them, or leave them out to have '
+                    'them derived.' % (h, show_path(path), show_path(anc), h, show_path(named.path),
+                                       ', '.join(named.controllers), h))
+    return ('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount the container\'s '
+            'top-level cgroup first.' % (h, show_path(path), show_path(anc)))
 
 
 def _all_same(props, values, compared):
@@ -200,6 +218,19 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
                 bucket[-1] = bucket[-1]._replace(fallback=(quota_name, fb.writes, before))
         if quota_name in pending:
             emit(bucket, quota_name)
+
+    # cpu.max.burst and cpu.max: the kernel refuses a burst above the quota
+    # (EINVAL), whichever of the two is written. As runc does (fs2/cpu.go),
+    # the burst goes first, which lowers it before a lower quota; a refused
+    # burst (one above the old quota) is retried after cpu.max.
+    burst_name, cpu_max_name = properties.CPU_MAX_BURST
+    if burst_name in pending:
+        emit(phases.normal, burst_name)
+        if cpu_max_name in pending:
+            quota, before = pending[cpu_max_name]
+            fb = _write(h, path, cpu_max_name, before, quota.value, quota.spec_value)
+            phases.normal[-1] = phases.normal[-1]._replace(fallback=(cpu_max_name, fb.writes, before))
+            emit(phases.normal, cpu_max_name)
 
     for name in sorted(pending):
         prop, current = pending[name]
@@ -599,8 +630,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
                     continue
                 if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount '
-                                  'the container\'s top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+                    raise Refusal(_missing_parent_message(h, path, anc, targets))
                 created.add((h, anc))
                 top_down.append((len(anc), h, anc, None))
             exists = not path or cgroups.get((h, path), MISSING).exists

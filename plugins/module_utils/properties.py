@@ -90,6 +90,7 @@ _KINDS = {
     'memory.zswap.max': v.MemorySize(unlimited_text='max'),
     'memory.oom.group': v.Flag(),
     'cpu.max': v.CpuMax(),
+    'cpu.max.burst': v.Integer(0, None),
     'cpu.weight': v.Integer(1, 10000),
     'cpu.weight.nice': v.Integer(-20, 19),
     'io.max': v.IoMax(),
@@ -109,6 +110,8 @@ HIERARCHICAL_SETS = frozenset(['cpuset.cpus', 'cpuset.mems'])
 HIERARCHICAL_NUMBERS = frozenset(['cpu.rt_runtime_us'])
 MEMORY_PAIR = ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes')
 CFS_PAIR = ('cpu.cfs_period_us', 'cpu.cfs_quota_us')
+# cgroup v2's burst must stay within cpu.max's quota at every step
+CPU_MAX_BURST = ('cpu.max.burst', 'cpu.max')
 LAST = frozenset(['freezer.state', 'cgroup.freeze'])
 
 

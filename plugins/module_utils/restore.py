@@ -35,33 +35,68 @@ def resolve_id(field, name):
         return None
 
 
+def given(params, name, default):
+    """A parameter as the caller gave it; the default only when it is left
+    out. An empty text or a zero is a value, not a request for the default:
+    mode "" is no mode, lock_timeout 0 means do not wait."""
+    value = params.get(name)
+    return default if value is None else value
+
+
+def _choice(params, name, choices, default):
+    value = given(params, name, default)
+    if value not in choices:
+        raise SpecError('Invalid %s %r: choose one of %s.' % (name, value, ', '.join(choices)))
+    return value
+
+
+def lock_timeout(params):
+    """Seconds to wait for the host lock: 0 is not at all."""
+    value = given(params, 'lock_timeout', 60)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SpecError('Invalid lock_timeout %r: give the seconds to wait for the host lock, 0 for not at all.'
+                        % (value,))
+    return value
+
+
 def read_request(params, warn=None):
     """Validate the module's parameters into (spec, options)."""
-    mode = sp.parse_mode(params.get('mode') or 'strict')
+    mode = sp.parse_mode(given(params, 'mode', 'strict'))
     if params.get('prune') and mode == 'strict':
         raise SpecError('Invalid options: prune works only with mode opport or bind; strict never adopts '
                         'existing cgroups, so it has nothing to prune.')
+    mountpoint = given(params, 'mountpoint', '/sys/fs/cgroup')
+    if not isinstance(mountpoint, str) or not mountpoint.startswith('/'):
+        raise SpecError('Invalid mountpoint %r: give the absolute path where the hierarchies are mounted.'
+                        % (mountpoint,))
+    restore_properties = _choice(params, 'restore_properties', sp.RESTORE_PROPERTIES, 'all')
+    missing_properties = _choice(params, 'missing_properties', ('fail', 'warn'), 'fail')
+    translate = _choice(params, 'translate', ('auto', 'never'), 'auto')
+    unmappable = _choice(params, 'translate_unmappable', ('fail', 'skip'), 'fail')
+    lock_timeout(params)
     data = params.get('spec')
     if data is None:
         if not params.get('src'):
             raise SpecError('Invalid options: give the spec inline (spec) or as a file on the target (src).')
         # imported here: only a spec file needs the format readers (and subprocess)
         from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
-        data, notes = formats.load_src(params['src'], params.get('format') or 'auto')
+        data, notes = formats.load_src(params['src'], given(params, 'format', 'auto'))
         for note in notes:
             (warn or (lambda message: None))(note)
-    spec = sp.load_spec(data, resolve=resolve_id)
+        if data is formats.NOTHING_TO_RESTORE:
+            data = None  # a cgconfig.conf with no group: a run that does nothing (and said why)
+    spec = sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
     options = sp.Options(
         mode=mode,
-        restore_properties=params.get('restore_properties') or 'all',
+        restore_properties=restore_properties,
         prune=bool(params.get('prune')),
         remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
-        mountpoint=params.get('mountpoint') or '/sys/fs/cgroup',
-        missing_properties=params.get('missing_properties') or 'fail',
+        mountpoint=mountpoint,
+        missing_properties=missing_properties,
         allow_systemd_managed=bool(params.get('allow_systemd_managed')),
-        translate=params.get('translate') or 'auto',
-        translate_unmappable=params.get('translate_unmappable') or 'fail',
-        fit_destination=params.get('fit_destination', 'refuse'))
+        translate=translate,
+        translate_unmappable=unmappable,
+        fit_destination=_choice(params, 'fit_destination', fit.POLICIES, 'refuse'))
     return spec, options
 
 
@@ -106,7 +141,7 @@ def _observe_and_plan(host, spec, options):
     notes = []
     targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
                                   options.allow_systemd_managed, options.translate, options.translate_unmappable,
-                                  notes)
+                                  notes, whole_view=options.mode == 'bind')
     targets, fit_notes = fit.fit(targets, host.destination(), options.fit_destination)
     notes.extend(fit_notes)
     host.open(targets)
@@ -139,7 +174,7 @@ def run(params, check_mode=False, want_diff=False, warn=None):
 def _run(params, check_mode, want_diff, warn):
     warn = warn or (lambda message: None)
     spec, options = read_request(params, warn)
-    with HostLock(params.get('lock_timeout') or 60) as lock:
+    with HostLock(lock_timeout(params)) as lock:
         if lock.waited >= 0.05:
             warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
         host = _Host(options.mountpoint)

@@ -214,7 +214,12 @@ def take(params, warn=None):
         raise SpecError('Invalid paths: give at least one cgroup to snapshot.')
     tops = [sp.split_path(p, 'path') for p in paths]
     selection = _selection(params.get('properties'))
-    mountpoint = params.get('mountpoint') or '/sys/fs/cgroup'
+    mountpoint = params.get('mountpoint')
+    if mountpoint is None:
+        mountpoint = '/sys/fs/cgroup'
+    if not isinstance(mountpoint, str) or not mountpoint.startswith('/'):
+        raise SpecError('Invalid mountpoint %r: give the absolute path where the hierarchies are mounted.'
+                        % (mountpoint,))
     reader = _Reader(selection, params.get('perms', True) is not False, warn)
     for hierarchy in _hierarchies(mountpoint, params.get('controllers')):
         try:

@@ -326,11 +326,18 @@ def _check_memsw(where, parsed):
 
 def _derive_controllers(cgroups):
     """Fill in controllers: explicit, else those of the properties plus the
-    parent's (a subcgroup lives where its container lives)."""
+    parent's (a subcgroup lives where its container lives) plus those its
+    descendants in the spec live in (in every hierarchy a cgroup's parent
+    exists: bind mode creates a subcgroup only below one of the spec's
+    cgroups in the same hierarchy). A cgroup left with none is placed by the
+    host (targets.resolve): on a pure cgroup v2 host it lives in the one
+    hierarchy, elsewhere it is refused."""
     by_path = {}
-    result = []
+    order = []  # the paths, shallowest first
     owned = {}  # property and file names -> the controllers they belong to
     checked = set()  # (own controllers, explicit controllers) found consistent
+    derived = set()  # paths whose controllers were left out of the spec
+    parent_of = {}  # path -> its nearest ancestor in the spec, where derived ones can use it
     for cg in sorted(cgroups, key=_by_depth):
         names = tuple(map(_NAME, cg.properties))
         if cg.file_perms:
@@ -338,6 +345,10 @@ def _derive_controllers(cgroups):
         own = owned.get(names)
         if own is None:
             own = owned[names] = frozenset(filter(None, (properties.controller_of(name) for name in names)))
+        # a parent is derived only if some cgroup before this one was
+        parent = _nearest_parent(cg.path, by_path) if cg.controllers is None or derived else None
+        if parent is not None:
+            parent_of[cg.path] = parent.path
         if cg.controllers is not None and (own, cg.controllers) in checked:
             controllers = cg.controllers
         elif cg.controllers is not None:
@@ -349,20 +360,33 @@ def _derive_controllers(cgroups):
                                 % (show_path(cg.path), ', '.join(sorted(missing)), ', '.join(cg.controllers)))
             controllers = cg.controllers
         else:
-            parent = _nearest_parent(cg.path, by_path)
+            derived.add(cg.path)
             inherited = set(parent.controllers) if parent is not None else set()
             controllers = tuple(sorted(own | inherited))
         keys = _perms_keys(cg)
         if keys:
             controllers = _with_perms_keys(cg, controllers, keys)
-        if not controllers and cg.path:
-            raise SpecError('Invalid spec: cgroup %r: cannot tell which hierarchies it belongs to; '
-                            'give "controllers" or properties of a controller.' % show_path(cg.path))
         if controllers is not cg.controllers:
             cg = cg._replace(controllers=controllers)
         by_path[cg.path] = cg
-        result.append(cg)
-    return tuple(result)
+        order.append(cg.path)
+    if derived:
+        _add_descendants_controllers(by_path, order, parent_of, derived)
+    return tuple(by_path[path] for path in order)
+
+
+def _add_descendants_controllers(by_path, order, parent_of, derived):
+    """Bottom-up: each cgroup whose controllers were derived also lives in
+    the hierarchies of its descendants in the spec. Explicit controllers are
+    the spec's word and stay as they are."""
+    for path in reversed(order):  # deepest first
+        parent_path = parent_of.get(path)
+        if parent_path is None or parent_path not in derived:
+            continue
+        controllers, parent = by_path[path].controllers, by_path[parent_path]
+        if controllers and not set(parent.controllers).issuperset(controllers):
+            wanted = tuple(sorted(set(parent.controllers) | set(controllers)))
+            by_path[parent_path] = parent._replace(controllers=wanted)
 
 
 def _perms_keys(cg):

@@ -77,7 +77,8 @@ options:
     type: path
   options:
     description:
-      - Mount options for O(fstype=tmpfs) (default V(mode=755)) or O(fstype=cgroup2), used when mounting.
+      - Mount options for O(fstype=tmpfs) (left out, V(mode=755)) or O(fstype=cgroup2), used when mounting. An
+        empty value mounts with none, the kernel's defaults.
       - An existing mount of the right type is kept as it is, whatever its options.
     type: str
   recursive:

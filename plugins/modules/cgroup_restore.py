@@ -108,7 +108,9 @@ options:
         RV(failed_items) and the rest is applied.
       - V(bind) expects the hierarchies and each top-level cgroup to exist already (premounted), restores
         subcgroups and limits, and rolls back on failure.
-      - Exactly one mode; combinations such as C(strict,opport) are refused.
+      - Exactly one mode; combinations such as C(strict,opport), an empty value and any other word are refused,
+        naming the three modes. The module checks this itself, rather than with O(mode) choices, so that a
+        combination is told that modes cannot be combined.
     type: str
     default: strict
   restore_properties:
@@ -157,7 +159,8 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait for another restore on the same host to finish.
+      - Seconds to wait for another restore on the same host to finish. V(0) does not wait at all: the call fails
+        at once, with nothing written, when another restore holds the lock.
     type: int
     default: 60
   missing_properties:

@@ -440,3 +440,76 @@ def test_v2_only_settings_without_a_v1_counterpart_are_written_as_they_are():
     written = dict((prop, writes) for path, prop, writes in writes_of(result) if path == 'ct')
     assert set(written) == {'cpu.max.burst', 'memory.zswap.writeback', 'io.prio.class'}, writes_of(result)
     assert not warnings
+
+
+MEMORY_PIDS = hz.discover(hz.parse_mountinfo('\n'.join([
+    '31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw',
+    '35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+    '39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids'])), KERNEL, '/sys/fs/cgroup')
+PURE_V2 = hz.discover(hz.parse_mountinfo('30 23 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), {},
+                      '/sys/fs/cgroup', lambda p: ['memory', 'pids'])
+
+
+def test_on_a_pure_v2_host_a_cgroup_with_only_core_files_lives_in_the_one_hierarchy():
+    spec = sp.load_spec({'version': 1, 'cgroups': {'ct': {'cgroup.max.descendants': 5}, 'ct/empty': {},
+                                                   'ct/t': {'cgroup.type': 'threaded'}}})
+    targets, planned = tg.resolve(spec, PURE_V2, {}, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    assert planned == {}
+    assert sorted((t.hierarchy.name, t.path, t.controllers, [p.name for p in t.props]) for t in targets) == [
+        ('', ('ct',), ('unified',), ['cgroup.max.descendants']), ('', ('ct', 'empty'), ('unified',), []),
+        ('', ('ct', 't'), ('unified',), ['cgroup.type'])]
+
+
+def test_elsewhere_a_cgroup_with_no_controller_is_refused_by_name():
+    for cgroups in ({'ct': {}}, {'ct': {'notify_on_release': 1}}, {'/': {'cgroup.clone_children': 1}}):
+        spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+        with pytest.raises(Refusal, match="cgroup '%s'.*cannot tell which hierarchies" % list(cgroups)[0]):
+            tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    # the root with nothing to restore has no target, as before; with a subcgroup it lives where that does
+    for cgroups, found in (({'/': {}}, []), ({'/': {}, 'ct': {'pids.max': 1}}, [('pids', ()), ('pids', ('ct',))])):
+        spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+        targets, _planned = tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+        assert [(t.hierarchy.name, t.path) for t in targets] == found
+
+
+def bind_plan(cgroups, live):
+    spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+    targets, planned = tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    return make_plan(targets, planned, Observed(live, {}, 4096), 'bind')
+
+
+def test_bind_mode_creates_a_subcgroup_in_every_hierarchy_its_descendants_need():
+    # '/' names only pids; app/db needs memory: app is created in memory too
+    result = bind_plan({'/': {'pids.max': 30}, 'app': {'pids.max': 10}, 'app/db': {'memory.limit_in_bytes': '64M'}},
+                       {('memory', ()): existing(), ('pids', ()): existing({'pids.max': 'max'})})
+    created = [s for s in steps(result) if s.startswith('mkdir')]
+    assert created == ['mkdir memory:app', 'mkdir pids:app', 'mkdir memory:app/db', 'mkdir pids:app/db']
+
+
+def test_bind_mode_names_the_explicit_controllers_that_leave_a_hierarchy_out():
+    with pytest.raises(Refusal, match=r"memory:app/db in bind mode: its parent app does not exist in hierarchy "
+                                      r"memory, and the spec's app lives only in pids"):
+        bind_plan({'/': {'controllers': ['pids'], 'properties': {'pids.max': 30}},
+                   'app': {'controllers': ['pids'], 'properties': {'pids.max': 10}},
+                   'app/db': {'memory.limit_in_bytes': '64M'}}, {})
+
+
+def test_v2_cpu_max_burst_is_written_before_cpu_max_and_retried_after_it():
+    live = {('', ('ct',)): existing({'cpu.max': '100000 100000', 'cpu.max.burst': '80000', 'cgroup.procs': '',
+                                     'cgroup.controllers': 'cpu', 'cgroup.subtree_control': '',
+                                     'cgroup.type': 'domain'})}
+    # lowering both: the burst first, else the lower quota is refused under the old burst
+    result, _w = plan_v2({'ct': {'cpu.max': '50000 100000', 'cpu.max.burst': 10000}}, live=live, mode='opport')
+    writes = [a for a in result.actions if a.kind == 'write' and a.path == ('ct',)]
+    assert [(a.prop, a.writes) for a in writes] == [('cpu.max.burst', (('cpu.max.burst', '10000'),)),
+                                                    ('cpu.max', (('cpu.max', '50000 100000'),))]
+    # refused (a burst above the old quota), the burst is written again after cpu.max
+    assert writes[0].fallback == ('cpu.max', (('cpu.max', '50000 100000'),), (100000, 100000))
+    assert writes[1].fallback is None
+    # the burst alone: no fallback, cpu.max is not the plan's to write
+    result, _w = plan_v2({'ct': {'cpu.max': '100000 100000', 'cpu.max.burst': 20000}}, live=live, mode='opport')
+    writes = [a for a in result.actions if a.kind == 'write' and a.path == ('ct',)]
+    assert [(a.prop, a.fallback) for a in writes] == [('cpu.max.burst', None)]
+    # a new cgroup: the same order
+    result, _w = plan_v2({'ct': {'cpu.max': '50000', 'cpu.max.burst': 10000}})
+    assert [a.prop for a in result.actions if a.kind == 'write' and a.path == ('ct',)] == ['cpu.max.burst', 'cpu.max']

@@ -26,9 +26,29 @@ def test_controllers_derived_from_properties():
     assert cgs['a'].controllers == ('cpu', 'pids')
 
 
-def test_cgroup_without_controllers_or_properties_is_refused():
-    with pytest.raises(SpecError, match="cgroup 'a'.*cannot tell which hierarchies"):
-        load({'a': {}})
+def test_cgroup_without_controllers_or_properties_is_left_to_the_host():
+    # which hierarchies it belongs to depends on the host: targets.resolve decides
+    assert load({'a': {}, 'b': {'cgroup.max.depth': 1}})['a'].controllers == ()
+    assert load({'b': {'cgroup.max.depth': 1}})['b'].controllers == ()
+
+
+def test_a_cgroup_lives_where_its_descendants_live():
+    cgs = load({'/': {'pids.max': 30}, 'app': {'pids.max': 10}, 'app/db': {'memory.limit_in_bytes': '64M'},
+                'app/db/x/y': {'cpu.shares': 100}, 'other': {'blkio.weight': 100}})
+    assert cgs['app/db/x/y'].controllers == ('cpu', 'memory', 'pids')
+    assert cgs['app/db'].controllers == ('cpu', 'memory', 'pids')
+    assert cgs['app'].controllers == ('cpu', 'memory', 'pids')
+    assert cgs['/'].controllers == ('blkio', 'cpu', 'memory', 'pids')
+    assert cgs['other'].controllers == ('blkio', 'pids')
+    # a cgroup with none of its own gets its descendants'
+    assert load({'ct': {}, 'ct/db': {'memory.limit_in_bytes': '1M'}})['ct'].controllers == ('memory',)
+
+
+def test_explicit_controllers_stay_as_the_spec_gives_them():
+    cgs = load({'/': {'controllers': ['pids'], 'properties': {'pids.max': 30}},
+                'app': {'pids.max': 10}, 'app/db': {'memory.limit_in_bytes': '64M'}})
+    assert cgs['/'].controllers == ('pids',)
+    assert cgs['app'].controllers == ('memory', 'pids')
 
 
 def test_leading_slash_and_root():
