@@ -86,8 +86,8 @@ def from_journal(journal, mountpoint, mode, mounted=()):
         elif kind == 'chown':
             steps.append(dict(where, file=entry[3], before=_owner(entry[4]), after=_owner(entry[5])))
         elif kind == 'rmdir':
-            mode, uid, gid = entry[3]
-            steps.append(dict(where, perms=dict(mode=_show_mode(mode), uid=uid, gid=gid)))
+            bits, uid, gid = entry[3]
+            steps.append(dict(where, perms=dict(mode=_show_mode(bits), uid=uid, gid=gid)))
     return dict(version=VERSION, mountpoint=mountpoint, mode=mode, steps=steps)
 
 
