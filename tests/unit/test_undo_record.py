@@ -173,3 +173,38 @@ def test_a_created_cgroup_with_tasks_or_foreign_children_is_kept():
     assert 'never moves or kills processes' in decide_rmdir(['x'], ['42'])
     assert decide_rmdir(['x', 'y'], []) == 'it holds cgroups that this undo does not remove: x, y'
     assert 'and 2 more' in decide_rmdir([str(n) for n in range(7)], [])
+
+
+class _FakeFs:
+    """A hierarchy whose root holds `children`: enough for a mount step."""
+
+    def __init__(self, children):
+        self.children = children
+
+    def subdirs(self, path):
+        assert path == ()
+        return list(self.children)
+
+    def close(self):
+        pass
+
+
+def _mount_replay(children, controllers=frozenset(['pids']), removed=()):
+    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.undo import Replay
+    record = ur.read_record(_one({'step': 'mount', 'hierarchy': 'pids', 'path': '/sys/fs/cgroup/pids',
+                                  'options': 'pids', 'made_dir': True}))
+    mounted = {'pids': hz.Hierarchy('pids', '/sys/fs/cgroup/pids', 1, controllers, '0:99', '/', False)}
+    replay = Replay(record, {'pids': _FakeFs(children)}, mounted, True, 4096)  # check mode: nothing is called
+    replay.removed.update(('pids', (name,)) for name in removed)
+    return replay.run()
+
+
+def test_a_mount_is_undone_only_when_it_holds_nothing_the_undo_does_not_remove():
+    report = _mount_replay([])
+    assert report['undone'] == [{'step': 'mount', 'hierarchy': 'pids', 'path': '/sys/fs/cgroup/pids'}], report
+    assert _mount_replay(['ct1'], removed=['ct1'])['undone'], 'a cgroup the undo removes does not keep the mount'
+    kept = _mount_replay(['ct1', 'other'], removed=['ct1'])['kept']
+    assert [k['reason'] for k in kept] == ['it holds cgroups that this undo does not remove: other'], kept
+    kept = _mount_replay([], controllers=frozenset(['memory']))['kept']
+    assert kept and 'another hierarchy (memory) is mounted there now' in kept[0]['reason'], kept
