@@ -161,6 +161,9 @@ def read_record(data):
     """Validate a record into a Record; SpecError names what is wrong."""
     if not isinstance(data, dict):
         raise SpecError('Invalid undo record: expected the mapping that cgroup_restore returned as undo.')
+    if 'version' not in data and isinstance(data.get('undo'), dict):
+        raise SpecError('Invalid undo record: this is a whole cgroup_restore result; pass its undo '
+                        '(undo: "{{ result.undo }}").')
     if data.get('version') != VERSION:
         raise SpecError('Invalid undo record: version %r is not supported (this collection reads version %d).'
                         % (data.get('version'), VERSION))
@@ -268,7 +271,8 @@ def _read_write(where, hierarchy, path, data):
         try:
             parsed.append(kind.parse(value))
         except ValueError as exc:
-            raise SpecError('Invalid undo record: %s: %s %r is not a %s: %s.' % (where, field, value, kind.name, exc))
+            raise SpecError('Invalid undo record: %s: %s %r is not a valid %s: %s.' % (where, field, value,
+                                                                                       kind.name, exc))
     return Step('write', hierarchy, path, prop, parsed[0], parsed[1], False)
 
 

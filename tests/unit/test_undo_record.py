@@ -100,6 +100,7 @@ def _one(step, **record):
 
 @pytest.mark.parametrize('data,message', [
     (None, 'expected the mapping that cgroup_restore returned'),
+    ({'changed': True, 'undo': {'version': 1}}, 'this is a whole cgroup_restore result; pass its undo'),
     ({'version': 2, 'mountpoint': '/x', 'mode': 'strict', 'steps': []}, 'version 2 is not supported'),
     (_one({'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': 'a'}, mode='strict,opport'), "mode 'strict,opport'"),
     (_one({'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': 'a'}, mountpoint='cgroup'), 'not an absolute path'),
@@ -112,7 +113,7 @@ def _one(step, **record):
     (_one({'step': 'write', 'hierarchy': 'pids', 'cgroup': 'a', 'property': 'cgroup.kill', 'before': '0',
            'after': '1'}), "property 'cgroup.kill' is never written: it kills every process"),
     (_one({'step': 'write', 'hierarchy': 'pids', 'cgroup': 'a', 'property': 'pids.max', 'before': 'lots',
-           'after': 5}), "step 1 (write pids:a pids.max): before 'lots' is not a integer"),
+           'after': 5}), "step 1 (write pids:a pids.max): before 'lots' is not a valid integer"),
     (_one({'step': 'chmod', 'hierarchy': 'pids', 'cgroup': 'a', 'file': '../x', 'before': '0755',
            'after': '0700'}), "file '../x' is not a cgroup file"),
     (_one({'step': 'chmod', 'hierarchy': 'pids', 'cgroup': 'a', 'file': None, 'before': 'rwx', 'after': '0700'}),
