@@ -319,20 +319,27 @@ class Applier:
 
     def _do_chmod(self, action):
         fs = self.handles[action.hierarchy]
-        if not self._is_new(action) and action.before is not None:
-            self.journal.append(('chmod', action.hierarchy, action.path, action.prop, action.before))
+        journaled = not self._is_new(action) and action.before is not None
+        if journaled:
+            self.journal.append(('chmod', action.hierarchy, action.path, action.prop, action.before, None))
         fs.chmod(action.path, action.prop, action.after)
         mode = fs.stat(action.path, action.prop)[0]
+        if journaled:
+            # the mode read back: cgroup_undo puts the old one back only while the file still has it
+            self.journal[-1] = self.journal[-1][:5] + (mode,)
         self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
                                          file=action.prop, mode_before=show_mode(action.before),
                                          mode_after=show_mode(mode)))
 
     def _do_chown(self, action):
         fs = self.handles[action.hierarchy]
-        if not self._is_new(action) and action.before is not None:
-            self.journal.append(('chown', action.hierarchy, action.path, action.prop, action.before))
+        journaled = not self._is_new(action) and action.before is not None
+        if journaled:
+            self.journal.append(('chown', action.hierarchy, action.path, action.prop, action.before, None))
         fs.chown(action.path, action.prop, *action.after)
         _mode, uid, gid = fs.stat(action.path, action.prop)
+        if journaled:
+            self.journal[-1] = self.journal[-1][:5] + ((uid, gid),)
         self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
                                          file=action.prop, owner_before=action.before, owner_after=[uid, gid]))
 
@@ -351,12 +358,20 @@ class Applier:
         while self.journal:
             entry = self.journal.pop()
             try:
-                getattr(self, '_undo_' + entry[0])(*entry[1:])
+                self.undo_step(entry)
                 undone.append(self._show_entry(entry))
             except Exception as exc:  # pylint: disable=broad-except
                 # Go on undoing the rest; every failure is reported.
                 errors.append('%s: %s' % (self._show_entry(entry), exc))
         return undone, errors
+
+    def undo_step(self, entry):
+        """Undo one journal entry, unconditionally: the one place that knows
+        how. rollback calls it within the run; cgroup_undo (undo.py) calls it
+        later, once its checks found that the step is still the run's.
+        A write entry is (write, hierarchy, path, property, before, now):
+        `now` is what the file holds (the delta of keyed files is taken from it)."""
+        getattr(self, '_undo_' + entry[0])(*entry[1:])
 
     @staticmethod
     def _show_entry(entry):
@@ -389,10 +404,10 @@ class Applier:
             _retry(lambda name=name, text=text: fs.write(path, name, text), (errno.EINVAL, errno.EBUSY),
                    'writing %s' % name, 'put the old value %r back by hand' % text)
 
-    def _undo_chmod(self, hierarchy, path, name, mode):
+    def _undo_chmod(self, hierarchy, path, name, mode, _after=None):
         self.handles[hierarchy].chmod(path, name, mode)
 
-    def _undo_chown(self, hierarchy, path, name, owner):
+    def _undo_chown(self, hierarchy, path, name, owner, _after=None):
         self.handles[hierarchy].chown(path, name, owner[0], owner[1])
 
     def _undo_rmdir(self, hierarchy, path, perms):

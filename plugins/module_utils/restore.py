@@ -18,6 +18,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import (
     Applier, show_mode, show_value)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
@@ -196,7 +197,8 @@ def _run(params, check_mode, want_diff, warn):
                 result = predicted_report(plan.actions, observed.page_size)
                 if want_diff:
                     result['diff'] = diff
-                result.update(changed=bool(plan.actions), mode=options.mode, lock_waited=round(lock.waited, 3))
+                result.update(changed=bool(plan.actions), mode=options.mode, lock_waited=round(lock.waited, 3),
+                              undo=undo_record.empty(options.mountpoint, options.mode))
                 return result
             report = _apply(host, spec, options, plan, warn)
         finally:
@@ -210,10 +212,21 @@ def _run(params, check_mode, want_diff, warn):
 def _apply(host, spec, options, plan, warn):
     applier = Applier(host.handles, options.mountpoint, options.mode, options.missing_properties)
     try:
-        return _run_applier(applier, host, spec, options, plan)
+        report = _run_applier(applier, host, spec, options, plan)
+    except ApplyError as exc:
+        # opport keeps what it applied: its undo record is as useful as after
+        # a success (strict and bind rolled back, and their journal is empty)
+        exc.report['undo'] = _undo(applier, options)
+        raise
     finally:
         for message in applier.warnings:
             warn(message)
+    report['undo'] = _undo(applier, options)
+    return report
+
+
+def _undo(applier, options):
+    return undo_record.from_journal(applier.journal, options.mountpoint, options.mode, applier.report['mounted'])
 
 
 def _run_applier(applier, host, spec, options, plan):

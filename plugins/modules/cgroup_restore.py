@@ -317,6 +317,24 @@ rollback_errors:
   returned: failure
   type: list
   elements: str
+undo:
+  description:
+    - The undo record of this run, for M(checkpoint_restore.cgroups.cgroup_undo) (C(undo) set to
+      C("{{ result.undo }}")), which removes what the run created and puts back what it changed, later and
+      from another task.
+    - A mapping with C(version) (V(1)), C(mountpoint), C(mode) and C(steps), the run's steps in the order it
+      took them, each with the value before and the value the run wrote. Writes to cgroups that the run
+      created are not listed; removing the cgroup undoes them.
+    - Empty C(steps) when the run changed nothing, and in check mode (nothing was changed, so there is
+      nothing to undo; RV(created), RV(writes) and RV(perms) show what a real run would change).
+    - Also returned when an V(opport) run failed for some items, for what it applied. After a rollback in
+      V(strict) and V(bind) mode its C(steps) are empty.
+  returned: success, and failure in opport mode
+  type: dict
+  sample: {"version": 1, "mountpoint": "/sys/fs/cgroup", "mode": "strict", "steps": [
+           {"step": "mkdir", "hierarchy": "memory", "cgroup": "ct101"},
+           {"step": "write", "hierarchy": "memory", "cgroup": "/", "property": "memory.limit_in_bytes",
+            "before": "max", "after": 1073741824}]}
 lock_waited:
   description: Seconds spent waiting for another restore on the host to release the lock.
   returned: success
