@@ -13,8 +13,8 @@ def online_cpus():
 
 def spec_naming(cpus):
     return {'version': 1, 'cgroups': {
-        'ct': {'controllers': ['cpuset', 'pids'], 'properties': {'cpuset.cpus': cpus, 'cpuset.mems': '0',
-                                                                  'pids.max': 50}},
+        'ct': {'controllers': ['cpuset', 'pids'],
+               'properties': {'cpuset.cpus': cpus, 'cpuset.mems': '0', 'pids.max': 50}},
         'ct/app': {'cpuset.cpus': cpus, 'pids.max': 20}}}
 
 
