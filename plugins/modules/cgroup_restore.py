@@ -159,7 +159,7 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait for another restore on the same host to finish. V(0) does not wait at all: the call fails
+      - Seconds to wait for another restore on the same host to finish. V(0) does not wait at all; the call fails
         at once, with nothing written, when another restore holds the lock.
     type: int
     default: 60

@@ -15,10 +15,10 @@ description:
   - Reads C(/proc/PID/cgroup) of a process and, by default, of all its descendants, and returns each
     process's cgroup in every hierarchy under O(mountpoint), as a path below that hierarchy's root.
   - Without O(expect), also returns the tree's top-level cgroup in each hierarchy where the tree lies
-    below the root (RV(tops), RV(paths); a warning names each other hierarchy, and a tree with no
-    top-level cgroup in any hierarchy is refused):
-    what M(checkpoint_restore.cgroups.cgroup_snapshot) takes before C(criu dump), so that the limits of
-    the cgroups above the processes' own are saved too (CRIU's image holds only the cgroups with tasks).
+    below the root, in RV(tops) and RV(paths). A warning names each other hierarchy, and a tree with no
+    top-level cgroup in any hierarchy is refused. That is what M(checkpoint_restore.cgroups.cgroup_snapshot)
+    takes before C(criu dump), so that the limits of the cgroups above the processes' own are saved too
+    (CRIU's image holds only the cgroups with tasks).
   - With O(expect) (the RV(tasks) of an earlier run, for example saved at the checkpoint), checks that
     every process of it runs and is in the same cgroups, after the root remap of O(root), O(roots) and
     O(root_from), as M(checkpoint_restore.cgroups.cgroup_restore) takes them; fails naming each process
