@@ -86,6 +86,10 @@ def read_request(params, warn=None):
             (warn or (lambda message: None))(note)
         if data is formats.NOTHING_TO_RESTORE:
             data = None  # a cgconfig.conf with no group: a run that does nothing (and said why)
+    view_root = params.get('root_controllers')
+    if view_root and data is not None:
+        root_path = sp.split_path(params['root_from'], 'root_from') if params.get('root_from') else ()
+        data = sp.with_view_root(data, [c for entry in view_root for c in str(entry).split(',') if c], root_path)
     spec = sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
     options = sp.Options(
         mode=mode,
@@ -142,7 +146,7 @@ def _observe_and_plan(host, spec, options):
     notes = []
     targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
                                   options.allow_systemd_managed, options.translate, options.translate_unmappable,
-                                  notes, whole_view=options.mode == 'bind')
+                                  notes)
     targets, fit_notes = fit.fit(targets, host.destination(), options.fit_destination)
     notes.extend(fit_notes)
     host.open(targets)

@@ -412,6 +412,40 @@ def _with_perms_keys(cg, controllers, keys):
     return controllers
 
 
+def with_view_root(data, controllers, root_path=()):
+    """The spec data with the view's root cgroup placed in `controllers`: in
+    a container's view (bind mode through the premount role) the root is
+    the container's top-level cgroup, which exists in each of its
+    hierarchies, so every other cgroup of the spec is a subcgroup there,
+    which bind mode creates, whatever properties the root names, and when
+    the spec leaves it out. root_path: the spec's path of that cgroup ('/',
+    or the root_from prefix of a spec that names the source host's paths).
+    A root that names its own controllers is the spec's word and is kept;
+    data that is not a spec is passed on as it is, for load_spec to refuse."""
+    if not controllers or not isinstance(data, dict) or not isinstance(data.get('cgroups'), dict):
+        return data
+    cgroups = dict(data['cgroups'])
+    key = show_path(root_path)
+    for name in cgroups:
+        try:
+            if split_path(name) == tuple(root_path):
+                key = name
+                break
+        except SpecError:
+            continue  # load_spec names it
+    body = cgroups.get(key)
+    if body is None:
+        body = {}
+    elif not isinstance(body, dict):
+        return data
+    elif 'controllers' in body:
+        return data
+    elif not _FULL_FORM_KEYS.intersection(body):
+        body = {'properties': body}  # the shorthand: a mapping of properties
+    cgroups[key] = dict(body, controllers=sorted(set(controllers)))
+    return dict(data, cgroups=cgroups)
+
+
 def _by_depth(cg):
     return (len(cg.path), cg.path)
 

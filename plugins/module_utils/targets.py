@@ -43,13 +43,11 @@ def _v2_of(hierarchies):
 
 
 def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_systemd_managed=False,
-            translate='auto', unmappable='fail', warnings=None, whole_view=False):
+            translate='auto', unmappable='fail', warnings=None):
     """A list of Targets, one per (spec cgroup, hierarchy), and the hierarchies
     that must be mounted first (name -> Hierarchy). A controller lives in its
     v1 hierarchy; failing that, where a v2 hierarchy is mounted, in it; failing
-    that, a v1 hierarchy is planned for mounting (see _home). whole_view:
-    every hierarchy under the mountpoint is one container's view (bind mode),
-    so a cgroup that names no controller lives in all of them."""
+    that, a v1 hierarchy is planned for mounting (see _home)."""
     planned = {}
     targets = []
     v2 = _v2_of(hierarchies)
@@ -64,8 +62,7 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
         key = (cg.controllers, tuple(map(_NAME, cg.properties)))
         shape = shapes.get(key)
         if shape is None:
-            shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate,
-                                         whole_view)
+            shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate)
         for hierarchy, indices, controllers, needs_translation, is_planned in shape:
             if hierarchy.read_only:
                 raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
@@ -101,11 +98,11 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
     return targets, planned
 
 
-def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate, whole_view=False):
+def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate):
     """[(hierarchy, indices of the cgroup's properties that go there, the
     cgroup's controllers in it, whether they need translate.for_hierarchy)]
     for cgroups with the controllers and property names of cg."""
-    controllers = list(cg.controllers) or _without_controllers(cg, hierarchies, v2, whole_view)
+    controllers = list(cg.controllers) or _without_controllers(cg, hierarchies, v2)
     home = {}
     for controller in controllers:
         home[controller] = _home(cg, controller, hierarchies, v2, kernel_controllers, mountpoint, planned)
@@ -133,18 +130,15 @@ def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, transla
     return shape
 
 
-def _without_controllers(cg, hierarchies, v2, whole_view=False):
+def _without_controllers(cg, hierarchies, v2):
     """The controllers of a cgroup that names none and has no property of a
     controller (only core files, or nothing): on a host whose one hierarchy
-    is cgroup v2, that hierarchy ('unified'); in a container's view (bind
-    mode), every hierarchy of the view, as the container's own cgroups are in
-    all of them; elsewhere it could be any, and is refused, unless it is the
-    root with nothing to restore."""
+    is cgroup v2, that hierarchy ('unified'); elsewhere it could be any, and
+    is refused, unless it is the root with nothing to restore. (Through a
+    container's view, root_controllers gives the root its hierarchies, and
+    its subcgroups inherit them.)"""
     if v2 is not None and len(hierarchies) == 1:
         return [UNIFIED]
-    if whole_view and hierarchies:
-        return sorted(set(UNIFIED if h.version == 2 else min(h.controllers) for h in hierarchies if h.controllers
-                          or h.version == 2))
     if not cg.path and not cg.properties and cg.perms is None and not cg.file_perms:
         return []
     raise Refusal('Failed to restore cgroup %r: cannot tell which hierarchies it belongs to; give "controllers" '

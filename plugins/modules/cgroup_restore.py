@@ -204,6 +204,16 @@ options:
     type: str
     choices: [refuse, adapt]
     default: refuse
+  root_controllers:
+    description:
+      - For a restore through a container's view (O(mode=bind) with the role
+        M(checkpoint_restore.cgroups.cgroup_premount)), where the root C(/) is the container's top-level cgroup
+        and exists in each of its hierarchies. The spec's C(/) (or, with O(root_from), the cgroup it names) gets
+        these controllers unless it names its own, and is added when the spec leaves it out, so that every
+        other cgroup of the spec is a subcgroup, which bind mode creates, whatever properties C(/) names.
+      - Co-mounted controllers may be one entry such as V(cpu,cpuacct); V(unified) names the cgroup v2 hierarchy.
+    type: list
+    elements: str
   allow_systemd_managed:
     description:
       - Allow restoring into a cgroup that systemd manages, that is a path with a component named
@@ -363,6 +373,7 @@ ARGUMENT_SPEC = dict(
     translate=dict(type='str', default='auto', choices=['auto', 'never']),
     translate_unmappable=dict(type='str', default='fail', choices=['fail', 'skip']),
     fit_destination=dict(type='str', default='refuse', choices=['refuse', 'adapt']),
+    root_controllers=dict(type='list', elements='str'),
     allow_systemd_managed=dict(type='bool', default=False),
 )
 
