@@ -2,15 +2,21 @@
 # Copyright: checkpoint_restore.cgroups contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Does a spec fit the destination host? A snapshot taken on one host names
-CPUs, memory nodes, devices and huge page sizes of that host. Restored on a
+CPUs, memory nodes and huge page sizes of that host. Restored on a
 host that lacks them, the kernel refuses the cpuset late (or, worse, CRIU
 gets ENOSPC when it moves tasks into a cpuset with no CPU), and a hugetlb
 file simply does not exist. This module decides, before anything is written,
 whether each such setting fits, and either refuses it by name or adapts it
 (fit_destination=adapt) with a warning that says what was changed.
 
+Device whitelists are not checked: a devices.list rule for a device major
+that has no driver here (none in /proc/devices) allows nothing and harms
+nothing, and whitelists name such devices on purpose (LXC's and runc's
+defaults, a snapshot taken on this very host before a module was loaded).
+Refusing them broke same-host round trips.
+
 fit() is pure: the destination's resources come in as a Destination, which
-read_destination() gathers from /sys and /proc/devices (not from cgroupfs)."""
+read_destination() gathers from /sys (not from cgroupfs)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -25,14 +31,13 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec im
 
 POLICIES = ('refuse', 'adapt')
 
-# cpus, mems: frozensets of ids the view offers; hugepage_sizes: frozenset of
-# size names as cgroup files spell them ('2MB', '1GB'); majors: {'c': set, 'b': set}.
+# cpus, mems: frozensets of the ids online; hugepage_sizes: frozenset of
+# size names as cgroup files spell them ('2MB', '1GB').
 # A field that could not be read is None, and nothing is checked against it.
-Destination = namedtuple('Destination', 'cpus mems hugepage_sizes majors')
+Destination = namedtuple('Destination', 'cpus mems hugepage_sizes')
 
 _CPUSET_FILES = {'cpuset.cpus': ('cpus', 'CPU'), 'cpuset.mems': ('mems', 'memory node')}
 _HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+[KMG]B)\.')
-_DEVICE_RE = re.compile(r'^([bc]) ([0-9]+):')
 
 
 def fit(targets, destination, policy):
@@ -59,7 +64,7 @@ def fit(targets, destination, policy):
                 warnings.append('Adapted to this host: %s not restored: %s.' % (where, problem))
                 continue
             warnings.append('Adapted to this host: %s: %s; %s.'
-                            % (where, problem, _shown(prop.name, new_value)))
+                            % (where, problem, _shown(new_value)))
             props.append(prop._replace(value=new_value))
         fitted.append(target._replace(props=tuple(props)) if changed else target)
     return fitted, warnings
@@ -92,26 +97,10 @@ def _check(prop, destination):
                           % (match.group(1), ', '.join(sorted(destination.hugepage_sizes)) or 'none')), \
                 'leave it out'
         return prop.value, None, None
-    if name == 'devices.list' and destination.majors is not None:
-        lacking = [rule for rule in prop.value if not _device_present(rule, destination.majors)]
-        if not lacking:
-            return prop.value, None, None
-        kept = type(prop.value)(rule for rule in prop.value if rule not in lacking)
-        return kept, ('it allows %s, a device number this host has no driver for (see /proc/devices)'
-                      % ', '.join(repr(rule) for rule in lacking)), 'leave those rules out'
     return prop.value, None, None
 
 
-def _device_present(rule, majors):
-    match = _DEVICE_RE.match(rule)
-    if match is None:  # 'a' or a '*' major: no particular device
-        return True
-    return int(match.group(2)) in majors.get(match.group(1), ())
-
-
-def _shown(name, value):
-    if name == 'devices.list':
-        return 'restoring %s' % (', '.join(value) or 'no rule')
+def _shown(value):
     return 'restoring %s' % values.format_id_list(value)
 
 
@@ -124,20 +113,6 @@ def hugepage_size_name(kilobytes):
         if kilobytes >= scale and kilobytes % scale == 0:
             return '%d%s' % (kilobytes // scale, unit)
     return '%dKB' % kilobytes
-
-
-def parse_proc_devices(text):
-    """{'c': {majors}, 'b': {majors}} from /proc/devices."""
-    majors = {'c': set(), 'b': set()}
-    kind = None
-    for line in text.splitlines():
-        if line.startswith('Character'):
-            kind = 'c'
-        elif line.startswith('Block'):
-            kind = 'b'
-        elif kind and line.split() and line.split()[0].isdigit():
-            majors[kind].add(int(line.split()[0]))
-    return majors
 
 
 def _read_text(path):
@@ -157,8 +132,8 @@ def _ids(text):
 
 def read_destination():
     """The destination's resources: the CPUs and memory nodes online (a
-    cgroup can never use others, whatever its parents allow), the huge page
-    sizes the kernel has, and the device majors it has drivers for."""
+    cgroup can never use others, whatever its parents allow) and the huge
+    page sizes the kernel has."""
     cpus = _ids(_read_text('/sys/devices/system/cpu/online'))
     # A kernel without NUMA has no node directory: node 0 is all there is.
     mems = _ids(_read_text('/sys/devices/system/node/online')) or frozenset([0])
@@ -168,6 +143,4 @@ def read_destination():
                           if entry.startswith('hugepages-') and entry.endswith('kB'))
     except (OSError, ValueError):
         sizes = None
-    devices = _read_text('/proc/devices')
-    return Destination(cpus=cpus, mems=mems, hugepage_sizes=sizes,
-                       majors=parse_proc_devices(devices) if devices is not None else None)
+    return Destination(cpus=cpus, mems=mems, hugepage_sizes=sizes)

@@ -194,12 +194,12 @@ options:
     description:
       - What to do with a setting that names a resource this host does not have, as a spec taken on
         another host may do - C(cpuset.cpus) or C(cpuset.mems) naming CPUs or memory nodes that are not
-        online here, a C(devices.list) rule for a device major with no driver here (see C(/proc/devices)),
-        or a C(hugetlb.<size>.*) file for a huge page size this kernel lacks.
+        online here, or a C(hugetlb.<size>.*) file for a huge page size this kernel lacks. (A C(devices.list)
+        rule for a device this host has no driver for allows nothing and is restored as it is.)
       - V(refuse) refuses the restore before anything is written, naming the cgroup, the property and what
         is missing.
       - V(adapt) restores the setting with what the host has (the cpuset keeps only the CPUs or nodes that
-        exist, or all of them when none of the spec's does; the device rule or hugetlb file is left out),
+        exist, or all of them when none of the spec's does; the hugetlb file is left out),
         and says in a warning what was changed.
     type: str
     choices: [refuse, adapt]
