@@ -90,4 +90,3 @@ def test_unknown_resources_are_not_checked():
                                             (1048576, '1GB'), (16777216, '16GB')])
 def test_huge_page_size_names(kilobytes, name):
     assert fit.hugepage_size_name(kilobytes) == name
-

@@ -29,9 +29,10 @@ def test_burst_and_quota_go_down_and_up_together(sandbox):
 def test_a_failed_restore_puts_burst_and_quota_back_in_an_order_the_kernel_takes(sandbox):
     run(sandbox, spec=spec(100000, 80000))
     for quota, burst in ((50000, 10000), (200000, 150000)):
-        # bind mode adopts ct; a later write the kernel refuses (a CPU no host has) rolls everything back
+        # bind mode adopts ct; a later write the kernel refuses (an io.max line for a block device that does
+        # not exist: ENODEV) rolls everything back
         bad = spec(quota, burst)
-        bad['cgroups']['ct/x'] = {'cpuset.cpus': '4095'}
+        bad['cgroups']['ct/x'] = {'io.max': ['254:254 rbps=1048576']}
         result = run(sandbox, spec=bad, mode='bind')
         assert result.get('failed') and 'Rolled back' in result['msg'], result
         assert not result.get('rollback_errors'), result
