@@ -53,21 +53,6 @@ def place_in_view(proc_cgroups, hierarchies):
     return placed
 
 
-def common_prefix(paths):
-    paths = list(paths)
-    if not paths:
-        return ()
-    first = paths[0]
-    length = len(first)
-    for path in paths[1:]:
-        length = min(length, len(path))
-        for i in range(length):
-            if path[i] != first[i]:
-                length = i
-                break
-    return first[:length]
-
-
 def tree_tops(tasks, depth):
     """({hierarchy: the tree's top-level cgroup}, notes): the first `depth`
     components of the deepest cgroup that holds every process of the tree
@@ -83,7 +68,7 @@ def tree_tops(tasks, depth):
     notes = []
     for name, entries in sorted(by_hierarchy.items()):
         outside = [pid for pid, path in entries if path is None]
-        top = () if outside else common_prefix([path for _pid, path in entries])
+        top = () if outside else tuple(os.path.commonprefix([path for _pid, path in entries]))
         if depth is not None:
             top = top[:depth]
         if top:
