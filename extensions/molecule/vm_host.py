@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""The cgroup v2 host of the Molecule scenario premount_v2: a throwaway VM.
+"""The VM host of the Molecule scenarios premount_v2 and criu: a throwaway VM.
 
-`start DIR` boots Debian's kernel in qemu (tools/v2vm.py: pure cgroup v2,
+`start DIR [--cgroup v1|v2] [--criu]` boots Debian's kernel in qemu
+(tools/v2vm.py: pure cgroup v2 unless --cgroup v1; with --criu, what CRIU's
+feature checks need of the kernel;
 this machine's root filesystem shared read-only, /run and /tmp writable) with
 an sshd as its command, reached only from 127.0.0.1:<a free port> on this
 machine. The client key, the host key and the sshd configuration are made
@@ -16,6 +18,7 @@ Nothing is created on this machine's own cgroups or mounts: everything the
 scenario does happens inside the VM, which is gone afterwards.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -64,13 +67,13 @@ def alive(pid, started):
     return started is not None and start_time(pid) == started
 
 
-def start(directory):
+def start(directory, cgroup='v2', criu=False):
     vmdir = os.path.join(directory, 'vm')
     if os.path.exists(os.path.join(directory, 'vm.json')):
         sys.exit('vm_host: a VM of this scenario is running already (%s); stop it first' % directory)
     shutil.rmtree(vmdir, ignore_errors=True)
     os.makedirs(vmdir, mode=0o700)
-    keygen = ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'molecule-premount_v2']
+    keygen = ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'molecule-vm-host']
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'id_ed25519')], check=True)
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'ssh_host_ed25519_key')], check=True)
     with open(os.path.join(vmdir, 'sshd_config'), 'w') as handle:
@@ -90,7 +93,8 @@ def start(directory):
                'mkdir -p /run/sshd && exec %s -D -e -f %s/sshd_config' % (SSHD, vmdir))
     with open(os.path.join(vmdir, 'console.log'), 'ab') as log:
         proc = subprocess.Popen([sys.executable, V2VM, 'run', '--share', vmdir, '--ssh-port', str(port),
-                                 '--timeout', str(LIFETIME_SECONDS), '--', 'sh', '-c', command],
+                                 '--timeout', str(LIFETIME_SECONDS), '--cgroup', cgroup]
+                                + (['--criu'] if criu else []) + ['--', 'sh', '-c', command],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     state = {'port': port, 'pid': proc.pid, 'start_time': start_time(proc.pid)}
     with open(os.path.join(directory, 'vm.json'), 'w') as handle:
@@ -150,12 +154,16 @@ def _reap(pid):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ('start', 'stop'):
-        sys.exit('usage: vm_host.py start|stop DIR')
-    directory = os.path.abspath(argv[2])
+    parser = argparse.ArgumentParser(prog='vm_host.py')
+    parser.add_argument('action', choices=['start', 'stop'])
+    parser.add_argument('directory')
+    parser.add_argument('--cgroup', choices=['v1', 'v2'], default='v2', help='the VM\'s cgroup layout (start)')
+    parser.add_argument('--criu', action='store_true', help='what CRIU needs of the kernel (start)')
+    args = parser.parse_args(argv[1:])
+    directory = os.path.abspath(args.directory)
     os.makedirs(directory, exist_ok=True)
-    if argv[1] == 'start':
-        start(directory)
+    if args.action == 'start':
+        start(directory, cgroup=args.cgroup, criu=args.criu)
     else:
         stop(directory)
 

@@ -57,6 +57,13 @@ options:
     description: The RV(tasks) of an earlier run; the processes must be running and in those cgroups.
     type: list
     elements: dict
+  fail_on_mismatch:
+    description:
+      - With O(expect), fail when a process is not running or not in its cgroup (the default).
+      - V(false) reports it in RV(in_place) and RV(mismatches) instead, for a restore that asks first whether
+        the processes are back already (a second run while they run).
+    type: bool
+    default: true
   root:
     description: With O(expect), the root every expected path is placed below (as cgroup_restore's O(root)).
     type: str
@@ -113,6 +120,17 @@ paths:
   type: list
   elements: str
   sample: ["ct"]
+in_place:
+  description: With O(expect), whether every expected process runs and is in its cgroup.
+  returned: when O(expect) is given
+  type: bool
+  sample: true
+mismatches:
+  description: With O(expect), one message per process that is not running or not in its cgroup.
+  returned: when O(expect) is given
+  type: list
+  elements: str
+  sample: ["process 4243 is in memory:/, not in memory:/ct/db"]
 controllers:
   description:
     - The hierarchies of RV(tops), one entry per hierarchy as the role M(checkpoint_restore.cgroups.cgroup_premount)
@@ -134,6 +152,7 @@ ARGUMENT_SPEC = dict(
     tree=dict(type='bool', default=True),
     depth=dict(type='int', default=1),
     expect=dict(type='list', elements='dict'),
+    fail_on_mismatch=dict(type='bool', default=True),
     root=dict(type='str'),
     roots=dict(type='dict'),
     root_from=dict(type='str'),

@@ -71,10 +71,17 @@ def test_a_tree_spread_over_subcgroups(sandbox):
         assert any(w.startswith('Hierarchy memory left out: process') for w in warnings_of(found)), found
         # expect: the same tree checks; one process moved elsewhere is named
         ok = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'])
-        assert not ok.get('failed'), ok
+        assert not ok.get('failed') and ok['in_place'] is True and ok['mismatches'] == [], ok
         with open(sandbox.path('pids', 'ct', 'app', 'cgroup.procs'), 'w') as handle:
             handle.write(str(pids[2]))
         moved = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'])
         assert moved.get('failed') and 'process %d is in pids:ct/app, not in pids:ct/db' % pids[2] in moved['msg']
+        # fail_on_mismatch false: the same finding, reported rather than failed (a restore's first question)
+        asked = run_module(sandbox, 'cgroup_tasks', pid=pids[0], expect=found['tasks'], fail_on_mismatch=False)
+        assert not asked.get('failed') and asked['in_place'] is False, asked
+        assert asked['mismatches'] == ['process %d is in pids:ct/app, not in pids:ct/db' % pids[2]], asked
+        gone = run_module(sandbox, 'cgroup_tasks', pid=999999999, expect=found['tasks'], fail_on_mismatch=False)
+        assert not gone.get('failed') and gone['in_place'] is False, gone
+        assert gone['mismatches'] == ['process 999999999 is not running'], gone
     finally:
         stop_tree(proc, pids)
