@@ -13,6 +13,7 @@ import errno
 import time
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
@@ -109,6 +110,7 @@ class Applier:
         self.handles = handles
         self.mountpoint = mountpoint
         self.mode = mode
+        self.rules = policy.mode(mode)
         self.missing_properties = missing_properties
         self.steps = 0
         self.warnings = []
@@ -145,12 +147,12 @@ class Applier:
                 handlers[action.kind](action)
             except Exception as exc:  # pylint: disable=broad-except
                 # Whatever went wrong, what was done so far must be undone.
-                if self._missing_file_allowed(action, exc):
-                    self.warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
-                                         % (action.hierarchy, show_path(action.path), action.prop))
+                skipped = self._skipped_missing_file(action, exc)
+                if skipped:
+                    self.warnings.append(skipped)
                     continue
                 message = describe(action, exc, self._context(action, exc))
-                if self.mode != 'opport':
+                if self.rules.rolls_back:
                     self.abort(message)
                 self._fail_item(action, message)
                 failed_writes.add((action.hierarchy, action.path, action.prop))
@@ -169,15 +171,18 @@ class Applier:
             message += '. Rolled back %d step(s); the cgroups are as they were.' % len(undone)
         raise ApplyError(message, self.report)
 
-    def _missing_file_allowed(self, action, exc):
-        if self.missing_properties != 'warn' or action.kind != 'write':
-            return False
-        if getattr(exc, 'errno', None) != errno.ENOENT:
-            return False
+    def _skipped_missing_file(self, action, exc):
+        """The warning when a write found its file gone (ENOENT in a cgroup
+        that exists) and missing_properties lets it be skipped, else None."""
+        if action.kind != 'write' or getattr(exc, 'errno', None) != errno.ENOENT:
+            return None
+        skipped = policy.skip_missing_file(self.missing_properties, action.hierarchy, action.path, action.prop)
+        if skipped is None:
+            return None
         try:
-            return self.handles[action.hierarchy].exists(action.path)
+            return skipped if self.handles[action.hierarchy].exists(action.path) else None
         except (OSError, cgroupfs.NotCgroupFS):
-            return False
+            return None
 
     def _context(self, action, exc):
         """Live values that make a kernel refusal understandable."""
@@ -263,9 +268,10 @@ class Applier:
                 else:
                     fs.write(action.path, name, text)
             except OSError as exc:
-                if getattr(kind, 'independent_lines', False) and self.mode == 'opport':
-                    # opport: one refused line (an interface or device the
-                    # host lacks) must not keep the other lines from applying
+                if getattr(kind, 'independent_lines', False) and self.rules.goes_on:
+                    # a mode that goes on after a failure (opport): one refused
+                    # line (an interface or device the host lacks) must not
+                    # keep the other lines from applying
                     refused.append((text, exc))
                     continue
                 if index or not action.fallback or exc.errno != errno.EINVAL:

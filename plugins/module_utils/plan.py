@@ -25,6 +25,7 @@ from collections import namedtuple
 from operator import itemgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupfs import (
     CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC)
@@ -97,8 +98,9 @@ def _top_level(path, paths):
     return not any(path[:i] in paths for i in range(len(path)))
 
 
-def _missing_parent_message(h, path, anc, targets):
-    """Bind mode's refusal of a cgroup whose parent is missing in hierarchy h.
+def _missing_parent_message(rules, h, path, anc, targets):
+    """The refusal, in a mode that may not create top-level cgroups (bind),
+    of a cgroup whose parent is missing in hierarchy h.
     When an ancestor is in the spec, but its explicit controllers leave h
     out, that is what to fix; otherwise the top-level cgroup was not
     premounted."""
@@ -106,12 +108,12 @@ def _missing_parent_message(h, path, anc, targets):
     for depth in range(len(path) - 1, -1, -1):
         if path[:depth] in elsewhere:
             named = [t.cgroup for t in targets if t.path == path[:depth]][0]
-            return ('Failed to restore %s:%s in bind mode: its parent %s does not exist in hierarchy %s, and the '
+            return ('Failed to restore %s:%s in %s mode: its parent %s does not exist in hierarchy %s, and the '
                     'spec\'s %s lives only in %s (its controllers); add %s to them, or leave them out to have '
-                    'them derived.' % (h, show_path(path), show_path(anc), h, show_path(named.path),
+                    'them derived.' % (h, show_path(path), rules.name, show_path(anc), h, show_path(named.path),
                                        ', '.join(named.controllers), h))
-    return ('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount the container\'s '
-            'top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+    return ('Failed to restore %s:%s in %s mode: its parent %s does not exist; premount the container\'s '
+            'top-level cgroup first.' % (h, show_path(path), rules.name, show_path(anc)))
 
 
 def _all_same(props, values, compared):
@@ -157,10 +159,10 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
     if not created:
         for name in names:
             if values.get(name) is None and name not in not_yet:
-                if missing != 'warn':
+                skipped = policy.skip_missing_file(missing, h, path, name)
+                if skipped is None:
                     raise Refusal(_missing_file_message(h, path, name))
-                warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
-                                % (h, show_path(path), name))
+                warnings.append(skipped)
                 del wanted[name]
     pending = {}
     for name in names:
@@ -591,7 +593,10 @@ def _fs_name(fs_type):
 
 def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
               missing_properties='fail'):
-    """Ordered actions for a restore, or Refusal. Pure."""
+    """Ordered actions for a restore, or Refusal. Pure. mode: its name; what
+    it allows is read from its row of policy.MODES."""
+    rules = policy.mode(mode)
+
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
 
@@ -600,9 +605,9 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     actions = []
     warnings = []
     for name in sorted(planned_mounts):
-        if mode == 'bind':
-            raise Refusal('Failed to restore in bind mode: hierarchy %s is not mounted under the mountpoint; '
-                          'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % name)
+        if not rules.may_mount:
+            raise Refusal('Failed to restore in %s mode: hierarchy %s is not mounted under the mountpoint; '
+                          'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % (rules.name, name))
         hierarchy = planned_mounts[name]
         refusal = mount_refusal(hierarchy, (observed.places or {}).get(name))
         if refusal:
@@ -629,15 +634,16 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 anc = path[:depth]
                 if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
                     continue
-                if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal(_missing_parent_message(h, path, anc, targets))
+                if not rules.may_create_top and _top_level(path, paths):
+                    raise Refusal(_missing_parent_message(rules, h, path, anc, targets))
                 created.add((h, anc))
                 top_down.append((len(anc), h, anc, None))
             exists = not path or cgroups.get((h, path), MISSING).exists
             if not exists:
-                if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal('Failed to restore %s:%s in bind mode: the top-level cgroup does not exist; premount '
-                                  'it first (role checkpoint_restore.cgroups.cgroup_premount).' % (h, show_path(path)))
+                if not rules.may_create_top and _top_level(path, paths):
+                    raise Refusal('Failed to restore %s:%s in %s mode: the top-level cgroup does not exist; premount '
+                                  'it first (role checkpoint_restore.cgroups.cgroup_premount).'
+                                  % (h, show_path(path), rules.name))
                 created.add((h, path))
             elif path:
                 conflicts.append((h, path))
@@ -703,10 +709,10 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     disabling.sort(key=lambda a: (-len(a.path), a.hierarchy, a.path))
     actions.extend(setup + narrow + removals + disabling + phases.last)
 
-    if mode == 'strict' and conflicts and [a for a in actions if a.kind != 'mount']:
-        raise Refusal('Failed to restore in strict mode: %d cgroup(s) of the spec already exist and differ from it: '
+    if not rules.adopts and conflicts and [a for a in actions if a.kind != 'mount']:
+        raise Refusal('Failed to restore in %s mode: %d cgroup(s) of the spec already exist and differ from it: '
                       '%s. Nothing was written. Use mode=opport to adopt them, or remove them first.'
-                      % (len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
+                      % (rules.name, len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
                          + (' ...' if len(conflicts) > 10 else '')))
 
     return Plan(actions=actions, skipped_prune=skipped, warnings=warnings)

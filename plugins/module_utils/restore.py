@@ -15,6 +15,7 @@ import pwd
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import fit
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
@@ -62,16 +63,15 @@ def lock_timeout(params):
 
 def read_request(params, warn=None):
     """Validate the module's parameters into (spec, options)."""
-    mode = sp.parse_mode(given(params, 'mode', 'strict'))
-    if params.get('prune') and mode == 'strict':
-        raise SpecError('Invalid options: prune works only with mode opport or bind; strict never adopts '
-                        'existing cgroups, so it has nothing to prune.')
+    mode = policy.parse_mode(given(params, 'mode', policy.DEFAULT_MODE))
+    if params.get('prune'):
+        policy.check_prune(policy.mode(mode))
     mountpoint = given(params, 'mountpoint', '/sys/fs/cgroup')
     if not isinstance(mountpoint, str) or not mountpoint.startswith('/'):
         raise SpecError('Invalid mountpoint %r: give the absolute path where the hierarchies are mounted.'
                         % (mountpoint,))
     restore_properties = _choice(params, 'restore_properties', sp.RESTORE_PROPERTIES, 'all')
-    missing_properties = _choice(params, 'missing_properties', ('fail', 'warn'), 'fail')
+    missing_properties = _choice(params, 'missing_properties', policy.MISSING_PROPERTIES, 'fail')
     translate = _choice(params, 'translate', ('auto', 'never'), 'auto')
     unmappable = _choice(params, 'translate_unmappable', ('fail', 'skip'), 'fail')
     lock_timeout(params)
@@ -251,8 +251,9 @@ def _run_applier(applier, host, spec, options, plan):
     if report['failed_items']:
         report['changed'] = bool(report['created'] or report['writes'] or report['perms']
                                  or report['removed'] or report['mounted'])
-        raise ApplyError('Failed to apply %d item(s) in opport mode; the rest was applied: %s'
-                         % (len(report['failed_items']), '; '.join(i['error'] for i in report['failed_items'][:5])),
+        raise ApplyError('Failed to apply %d item(s) in %s mode; the rest was applied: %s'
+                         % (len(report['failed_items']), options.mode,
+                            '; '.join(i['error'] for i in report['failed_items'][:5])),
                          report)
     return report
 

@@ -15,7 +15,6 @@ from operator import attrgetter
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
-MODES = ('strict', 'opport', 'bind')
 RESTORE_PROPERTIES = ('all', 'created', 'none')
 _FULL_FORM_KEYS = frozenset(['controllers', 'perms', 'file_perms', 'properties'])
 _NAME_MAX = 255
@@ -37,15 +36,6 @@ Options = namedtuple('Options', ('mode restore_properties prune remap mountpoint
 def show_path(path):
     """('ct101', 'worker') -> 'ct101/worker'; () -> '/'."""
     return '/'.join(path) if path else '/'
-
-
-def parse_mode(mode):
-    words = [w.strip() for w in str(mode).replace('|', ',').replace('+', ',').split(',') if w.strip()]
-    if len(words) != 1 or words[0] not in MODES:
-        raise SpecError(
-            "Invalid mode %r: choose exactly one of strict, opport or bind; "
-            "modes cannot be combined." % (mode,))
-    return words[0]
 
 
 def split_path(text, what='cgroup path'):
