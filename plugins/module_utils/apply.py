@@ -100,7 +100,7 @@ def describe(action, exc, context=None):
 
 
 class Applier:
-    """Applies actions through handles {hierarchy name: cgroupfs.Hierarchy}."""
+    """Applies actions through handles {hierarchy name: cgroupfs.OpenHierarchy}."""
 
     # A seam for fault-injection tests: called before each step with
     # (step number from 1, action); whatever it raises counts as that step failing.

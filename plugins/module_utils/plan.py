@@ -31,10 +31,10 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupf
     CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
-    ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING, unchanged)
+    ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import PerHierarchy, show_path, show_perms_key
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import UNIFIED, ancestors, applies_to
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED, Comparisons
 
 # kind: mount | mkdir | rmdir | write | chmod | chown
 # writes: ((file, text), ...) for kind write; fallback: (prop, writes, before)
@@ -81,8 +81,15 @@ def _current(state, prop, created, where=''):
     except ValueError:
         if isinstance(where, tuple):
             where = '%s:%s' % (where[0], show_path(where[1]))
-        raise Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
-                      % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
+        raise _unreadable(where, None, prop, raw)
+
+
+def _unreadable(h, path, prop, raw):
+    """The Refusal for a file whose text does not parse as its kind; path
+    None: h is the whole place already (text)."""
+    where = h if path is None else '%s:%s' % (h, show_path(path))
+    return Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
+                   % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
 
 
 def _missing_file_message(h, path, name):
@@ -116,33 +123,23 @@ def _missing_parent_message(rules, h, path, anc, targets):
             'top-level cgroup first.' % (h, show_path(path), rules.name, show_path(anc)))
 
 
-def _all_same(props, values, compared):
-    """True when every property's live text was already found to mean the
-    spec's value (compared, filled by the cgroups planned before): a no-op
-    cgroup then costs one lookup per property. Anything else (a file not
-    read, a text not seen yet, a difference) goes the full way."""
-    get = compared.get
-    try:
-        for prop in props:
-            name = prop.name
-            if name == 'cgroup.subtree_control':
-                continue  # planned by _v2_enables
-            raw = values.get(name)
-            if raw is None:
-                return False
-            seen = get((name, raw, prop.value))
-            if seen is None or not seen[0]:
-                return False
-    except TypeError:  # an unhashable value
-        return False
+def _all_same(props, values, comparisons):
+    """True when every property's live text means the spec's value: a
+    no-op cgroup then costs one lookup per property (comparisons remembers
+    the texts of the cgroups planned before). Anything else (a file not
+    read, a text that does not parse, a difference) goes the full way."""
+    unchanged = comparisons.unchanged
+    for prop in props:
+        name = prop.name
+        if name != 'cgroup.subtree_control' and not unchanged(name, prop.value, values.get(name)):
+            return False  # (cgroup.subtree_control is planned by _v2_enables)
     return True
 
 
-def _property_actions(target, state, created, page_size, missing='fail', warnings=None, compared=None):
+def _property_actions(target, state, created, comparisons, missing, warnings):
     """The cgroup's writes in their phases, or None when it has none.
-    compared: {(file, text, wanted value): (same, current value)}, shared by
-    the cgroups of one plan."""
-    if not created and compared is not None and _all_same(target.props, state.values, compared):
+    comparisons: a values.Comparisons, shared by the cgroups of one plan."""
+    if not created and _all_same(target.props, state.values, comparisons):
         return None
     h, path = target.hierarchy.name, target.path
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
@@ -172,21 +169,12 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
         current = None
         raw = None if created else values.get(name)
         if raw is not None:
-            # A tree shows the same few texts again and again: compare each
-            # (file, text, wanted value) once.
-            key = (name, raw, prop.value)
             try:
-                seen = compared.get(key) if compared is not None else None
-            except TypeError:  # an unhashable value: compared here only
-                seen = key = None
-            if seen is None:
-                current = _current(state, name, created, (h, path))
-                seen = (properties.kind_of(name).same(prop.value, current, page_size), current)
-                if compared is not None and key is not None:
-                    compared[key] = seen
-            if seen[0]:
+                same, current = comparisons.compare(name, prop.value, raw)
+            except ValueError:
+                raise _unreadable(h, path, name, raw)
+            if same:
                 continue
-            current = seen[1]
         pending[name] = (prop, current)
     if not pending:
         return None
@@ -495,7 +483,7 @@ def _perm_actions(target, state, created):
     return actions
 
 
-def _nothing_to_do(targets, observed, restore):
+def _nothing_to_do(targets, observed, restore, comparisons=None):
     """True when the plan is empty, found the short way, which is what a
     re-run takes: every cgroup (cgroup v1 only) and each of its ancestors
     exists, and, where properties are restored, each property's live text
@@ -504,15 +492,15 @@ def _nothing_to_do(targets, observed, restore):
     v2's controller enabling) answers False and goes the full way, which
     then plans, warns or refuses as it always does."""
     try:
-        return _all_unchanged(targets, observed, restore)
+        return _all_unchanged(targets, observed, restore,
+                              comparisons or Comparisons(properties.kind_of, observed.page_size))
     except Refusal:
         return False  # refused the full way, which names the first cgroup in plan order
 
 
-def _all_unchanged(targets, observed, restore):
+def _all_unchanged(targets, observed, restore, comparisons):
     cgroups = observed.cgroups
-    page_size = observed.page_size
-    compared = {}
+    unchanged = comparisons.unchanged
     parents_exist = {}
     for target in targets:
         if target.hierarchy.version != 1:
@@ -536,7 +524,7 @@ def _all_unchanged(targets, observed, restore):
         values = state.values if state is not None else {}
         for prop in target.props:
             # a text that does not parse is refused, by name, the full way
-            if not unchanged(prop, values.get(prop.name), page_size, compared):
+            if not unchanged(prop.name, prop.value, values.get(prop.name)):
                 return False
     return True
 
@@ -600,7 +588,9 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
 
-    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all'):
+    comparisons = Comparisons(properties.kind_of, observed.page_size)
+    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all',
+                                                           comparisons):
         return Plan(actions=[], skipped_prune=[], warnings=[])
     actions = []
     warnings = []
@@ -661,10 +651,8 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
     v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
                      for h, hierarchy in hierarchy_of.items())
-    compared = {}
     top_down.sort(key=_BY_DEPTH)
     restore_all = restore_properties == 'all'
-    page_size = observed.page_size
     for _depth, h, path, target in top_down:
         key = (h, path)
         is_new = key in created
@@ -689,7 +677,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             if perms:
                 block.extend(a for a in perms if a.prop is None)
             if restore:
-                own = _property_actions(target, state, is_new, page_size, missing_properties, warnings, compared)
+                own = _property_actions(target, state, is_new, comparisons, missing_properties, warnings)
                 if own is not None:
                     block.extend(own.early + own.widen + own.normal)
                     phases.narrow.extend(own.narrow)

@@ -76,7 +76,7 @@ def decide_rmdir(children, tasks):
 
 
 class Replay:
-    """Replays a Record backwards through handles {hierarchy: cgroupfs.Hierarchy}."""
+    """Replays a Record backwards through handles {hierarchy: cgroupfs.OpenHierarchy}."""
 
     def __init__(self, record, handles, mounted, check_mode, page_size):
         self.record = record
@@ -352,7 +352,7 @@ def _open(record):
             if h is None:
                 continue
             try:
-                handles[name] = cgroupfs.Hierarchy(h.mount_point, h.version)
+                handles[name] = cgroupfs.OpenHierarchy(h.mount_point, h.version)
             except (OSError, cgroupfs.NotCgroupFS) as exc:
                 raise Refusal('Failed to open hierarchy %s at %s: %s. Nothing was changed.'
                               % (name, h.mount_point, _reason(exc) if isinstance(exc, OSError) else exc))
