@@ -40,29 +40,18 @@ def show_mode(mode):
     return None if mode is None else '%04o' % mode
 
 
+def _file_hint(action, code):
+    """The file's own hint for the kernel's refusal (properties.File.hints), or None."""
+    return properties.file_of(action.prop).hints.get(code) if action.prop else None
+
+
 def _hint(action, exc, context):
     code = getattr(exc, 'errno', None)
-    prop = action.prop or ''
-    if code == errno.EBUSY and prop.startswith('memory.') and prop.endswith('limit_in_bytes'):
-        usage = context.get('usage')
-        return ('the cgroup uses more memory than the new limit%s; free memory in it or choose a higher limit'
-                % (' (memory.usage_in_bytes = %s)' % usage if usage else ''))
-    if code == errno.EINVAL and prop.startswith('memory.memsw'):
-        return 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes'
-    if code == errno.ENOENT and '.memsw.' in prop:
-        return 'swap accounting is off: boot with swapaccount=1, or use missing_properties=warn'
-    if code == errno.EINVAL and prop.startswith('cpu.cfs_'):
-        return ('the kernel keeps every child\'s CPU share (quota/period) within its parent\'s; '
-                'check this cgroup\'s parent and children')
-    if code == errno.ENOSPC and prop.startswith('cpuset.'):
-        return ('a cpuset that has tasks cannot be left without CPUs or memory nodes; give it CPUs and '
-                'memory nodes, or move its tasks out first')
-    if code in (errno.EINVAL, errno.ERANGE, errno.EBUSY) and prop.startswith('cpuset.'):
-        parent = context.get('parent_value')
-        return ('the CPUs or memory nodes must exist and lie inside the parent\'s %s%s, and a child\'s '
-                'must lie inside this one\'s' % (prop, ' (%s)' % parent if parent is not None else ''))
-    if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
-        return 'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children'
+    text = _file_hint(action, code)
+    if text:
+        usage, parent = context.get('usage'), context.get('parent_value')
+        return text.format(prop=action.prop, usage=' (memory.usage_in_bytes = %s)' % usage if usage else '',
+                           parent=' (%s)' % parent if parent is not None else '')
     if context.get('gone'):
         return 'the cgroup disappeared after it was checked (removed by someone else); run again'
     if code == errno.ENOENT and action.kind == 'write':
@@ -197,10 +186,12 @@ class Applier:
                 return context
             if action.kind != 'write':
                 return context
-            if prop.startswith('memory.') and getattr(exc, 'errno', None) == errno.EBUSY:
+            # what the file's hint shows
+            hint = _file_hint(action, getattr(exc, 'errno', None)) or ''
+            if '{usage}' in hint:
                 usage = fs.read(action.path, 'memory.usage_in_bytes')
                 context['usage'] = usage.strip() if usage else None
-            if prop.startswith('cpuset.') and action.path:
+            if '{parent}' in hint and action.path:
                 parent = fs.read(action.path[:-1], prop)
                 context['parent_value'] = parent.strip() if parent is not None else None
         except (OSError, cgroupfs.NotCgroupFS):

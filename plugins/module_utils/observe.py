@@ -36,11 +36,6 @@ Observed = namedtuple('Observed', 'cgroups subtrees page_size places', defaults=
 MountPlace = namedtuple('MountPlace', 'mountpoint path mountpoint_fs entry entry_fs subtree_views')
 ENTRY_MISSING, ENTRY_EMPTY_DIR, ENTRY_NOT_EMPTY, ENTRY_NOT_DIR = 'missing', 'empty', 'not empty', 'not a directory'
 
-# The partner a pair's write order needs when the spec names only one of the
-# pair: whether a new cfs quota or period widens or narrows the CPU share
-# depends on the other. (The memory pair's order is decided from
-# memory.limit_in_bytes alone, so memsw is read only where the spec names it.)
-_PARTNER = {properties.CFS_PAIR[0]: properties.CFS_PAIR[1], properties.CFS_PAIR[1]: properties.CFS_PAIR[0]}
 
 
 # What the planner needs of a cgroup v2 cgroup to enable controllers safely.
@@ -51,7 +46,14 @@ def _files_to_read(target):
     """(files named by the spec, {file: its partner not named by the spec},
     the files of both that hold one line)."""
     names = set(p.name for p in target.props)
-    partners = dict((name, _PARTNER[name]) for name in names if name in _PARTNER and _PARTNER[name] not in names)
+    # the partner a file's write order needs (properties.File.partner), where
+    # the spec names only one of the two: whether a new cfs quota or period
+    # widens or narrows the CPU share depends on the other
+    partners = {}
+    for name in names:
+        partner = properties.file_of(name).partner
+        if partner is not None and partner not in names:
+            partners[name] = partner
     if target.hierarchy.version == 2:
         names.update(V2_STATE_FILES)
     one_line = frozenset(n for n in names.union(partners.values()) if properties.kind_of(n).one_line)

@@ -4,7 +4,7 @@
 """The planner: a pure function of (targets, observed state, options) that
 returns the ordered actions of a restore, or raises Refusal.
 
-Order (DESIGN.md, "Order of writes"):
+Order (docs/ARCHITECTURE.md, "The order of writes"):
   1. mounts;
   2. top-down over cgroups: mkdir, owner and mode, then the settings that
      must precede children (cpuset, use_hierarchy, clone_children, devices),
@@ -222,9 +222,11 @@ def _property_actions(target, state, created, comparisons, missing, warnings):
             phases.normal[-1] = phases.normal[-1]._replace(fallback=(cpu_max_name, fb.writes, before))
             emit(phases.normal, cpu_max_name)
 
+    # the others by their file's order class (properties.FILES)
     for name in sorted(pending):
         prop, current = pending[name]
-        if name in properties.HIERARCHICAL_SETS and current is not None:
+        order = properties.file_of(name).order
+        if order == properties.SET and current is not None:
             # Widen to the union top-down, then narrow bottom-up: a child's
             # set must always be inside its parent's.
             union = current | prop.value
@@ -232,14 +234,14 @@ def _property_actions(target, state, created, comparisons, missing, warnings):
                 phases.widen.append(_write(h, path, name, current, union, prop.spec_value))
             if union != prop.value:
                 phases.narrow.append(_write(h, path, name, union, prop.value, prop.spec_value))
-        elif name in properties.EARLY:
+        elif order == properties.EARLY or order == properties.SET:
             phases.early.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        elif name in properties.HIERARCHICAL_NUMBERS:
+        elif order == properties.NUMBER:
             bucket = phases.widen if current is None or _greater(prop.value, current) else phases.narrow
             bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        elif name in properties.LAST:
+        elif order == properties.LAST:
             phases.last.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        else:
+        else:  # NORMAL, and a pair's file that its pair rule above left to the others
             phases.normal.append(_write(h, path, name, current, prop.value, prop.spec_value))
     return phases
 
