@@ -16,6 +16,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 
 _UNDO_RETRIES = (0.05, 0.1, 0.2, 0.4)
@@ -28,16 +29,6 @@ class ReadBackMismatch(Exception):
 
 class PartialWrite(Exception):
     """Some lines of a multi-line value were refused; the rest were written."""
-
-
-def show_value(prop, canonical):
-    if canonical is None:
-        return None
-    return properties.kind_of(prop).show(canonical)
-
-
-def show_mode(mode):
-    return None if mode is None else '%04o' % mode
 
 
 def _file_hint(action, code):
@@ -105,8 +96,8 @@ class Applier:
         self.warnings = []
         self.journal = []
         self.created = set()
-        self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
-        self._write_index = {}
+        self._report = Report()  # filled with what each step read back
+        self.report = self._report.result
         # (hierarchy, path, file, writes) a fallback wrote ahead of its own
         # action: the journal already holds that file's old value
         self._written_ahead = set()
@@ -206,9 +197,7 @@ class Applier:
         return None
 
     def _fail_item(self, action, message):
-        self.report['failed_items'].append(dict(
-            cgroup=show_path(action.path), hierarchy=action.hierarchy, action=action.kind,
-            property=action.prop, error=message))
+        self._report.failed(action, message)
 
     def _do(self, action):
         getattr(self, '_do_' + action.kind)(action)
@@ -227,14 +216,14 @@ class Applier:
                 cgroupfs.remove_mount_dir(self.mountpoint, name)
             raise
         self.journal.append(('mount', name, target, made_dir))
-        self.report['mounted'].append(dict(hierarchy=name, path=target, options=action.after))
+        self._report.mounted(action)
 
     def _do_mkdir(self, action):
         fs = self.handles[action.hierarchy]
         fs.mkdir(action.path)
         self.created.add((action.hierarchy, action.path))
         self.journal.append(('mkdir', action.hierarchy, action.path))
-        self.report['created'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+        self._report.created(action)
         for name in action.after or ():
             value = (fs.read(action.path[:-1], name) or '').strip()
             fs.write(action.path, name, value or '\n')
@@ -296,23 +285,12 @@ class Applier:
             raise ReadBackMismatch('the kernel accepted the write but %s reads back %r'
                                    % (action.prop, kind.show(current)))
         if len(refused) < len(action.writes):
-            self._record_write(action, kind.show(current))
+            self._report.wrote(action, kind.show(current))
         if refused:
             raise PartialWrite('%d of %d lines refused, the others applied: %s' % (
                 len(refused), len(action.writes), '; '.join(
                     '%r: %s (%s)' % (text, exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
                     for text, exc in refused)))
-
-    def _record_write(self, action, after):
-        key = (action.hierarchy, action.path, action.prop)
-        if key in self._write_index:
-            self._write_index[key]['after'] = after
-            return
-        entry = dict(cgroup=show_path(action.path), hierarchy=action.hierarchy, property=action.prop,
-                     before=show_value(action.prop, action.before), after=after,
-                     spec_value=action.spec_value)
-        self._write_index[key] = entry
-        self.report['writes'].append(entry)
 
     def _do_chmod(self, action):
         fs = self.handles[action.hierarchy]
@@ -324,9 +302,7 @@ class Applier:
         if journaled:
             # the mode read back: cgroup_undo puts the old one back only while the file still has it
             self.journal[-1] = self.journal[-1][:5] + (mode,)
-        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
-                                         file=action.prop, mode_before=show_mode(action.before),
-                                         mode_after=show_mode(mode)))
+        self._report.chmod(action, mode)
 
     def _do_chown(self, action):
         fs = self.handles[action.hierarchy]
@@ -337,15 +313,14 @@ class Applier:
         _mode, uid, gid = fs.stat(action.path, action.prop)
         if journaled:
             self.journal[-1] = self.journal[-1][:5] + ((uid, gid),)
-        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
-                                         file=action.prop, owner_before=action.before, owner_after=[uid, gid]))
+        self._report.chown(action, (uid, gid))
 
     def _do_rmdir(self, action):
         fs = self.handles[action.hierarchy]
         perms = fs.stat(action.path)
         fs.rmdir(action.path)
         self.journal.append(('rmdir', action.hierarchy, action.path, perms))
-        self.report['removed'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+        self._report.removed(action)
 
     # -- rollback --------------------------------------------------------
     def rollback(self):

@@ -20,8 +20,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import (
-    Applier, show_mode, show_value)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report, show_mode, show_value
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
     ApplyError, Refusal, SpecError)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
@@ -302,31 +302,24 @@ def _owner_after(action):
 
 
 def predicted_report(actions, page_size):
-    """What a run of these actions reports, before it runs (check mode)."""
-    report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
-    writes = {}
+    """What a run of these actions reports, before it runs (check mode): the
+    same builder as a real run's (report.Report), given the values the
+    kernel will read back instead of those it read back."""
+    report = Report()
     for a in actions:
-        where = dict(cgroup=sp.show_path(a.path), hierarchy=a.hierarchy)
         if a.kind == 'mount':
-            report['mounted'].append(dict(hierarchy=a.hierarchy, path=a.spec_value, options=a.after))
+            report.mounted(a)
         elif a.kind == 'mkdir':
-            report['created'].append(where)
+            report.created(a)
         elif a.kind == 'rmdir':
-            report['removed'].append(where)
+            report.removed(a)
         elif a.kind == 'write':
-            key = (a.hierarchy, a.path, a.prop)
-            if key in writes:
-                writes[key]['after'] = _expected(a.prop, a.after, page_size)
-                continue
-            writes[key] = dict(where, property=a.prop, before=show_value(a.prop, a.before),
-                               after=_expected(a.prop, a.after, page_size), spec_value=a.spec_value)
-            report['writes'].append(writes[key])
+            report.wrote(a, _expected(a.prop, a.after, page_size))
         elif a.kind == 'chmod':
-            report['perms'].append(dict(where, file=a.prop, mode_before=show_mode(a.before),
-                                        mode_after=show_mode(a.after)))
+            report.chmod(a, a.after)
         elif a.kind == 'chown':
-            report['perms'].append(dict(where, file=a.prop, owner_before=a.before, owner_after=_owner_after(a)))
-    return report
+            report.chown(a, _owner_after(a))
+    return report.result
 
 
 def _perm_lines(target, state):

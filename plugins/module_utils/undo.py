@@ -23,7 +23,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier, show_mode
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import show_mode
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
