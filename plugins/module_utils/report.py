@@ -25,6 +25,23 @@ def show_mode(mode):
     return None if mode is None else '%04o' % mode
 
 
+# What comes back of the lists (the module's report option): full, every
+# entry; counts, only how many of each (RV counts, always returned), which a
+# fleet of hosts carries back to the controller instead of every write.
+# failed_items, mounted and undo always come back whole.
+CHOICES = ('full', 'counts')
+LISTED = ('created', 'writes', 'perms', 'removed')
+
+
+def shape(result, choice):
+    """The result with its counts, and with the lists left out under 'counts'."""
+    result['counts'] = dict((name, len(result.get(name) or ())) for name in LISTED + ('mounted', 'failed_items'))
+    if choice == 'counts':
+        for name in LISTED:
+            result.pop(name, None)
+    return result
+
+
 class Report:
     """result: the module's lists, filled action by action (plan.Action)."""
 

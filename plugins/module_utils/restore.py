@@ -17,6 +17,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import report as report_mod
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
@@ -61,6 +62,7 @@ ARGUMENT_SPEC = dict(
     fit_destination=dict(type='str', default='refuse', choices=list(fit.POLICIES)),
     root_controllers=dict(type='list', elements='str'),
     allow_systemd_managed=dict(type='bool', default=False),
+    report=dict(type='str', default='full', choices=list(report_mod.CHOICES)),
 )
 
 
@@ -131,7 +133,8 @@ def read_request(params, warn=None):
         allow_systemd_managed=bool(given(params, 'allow_systemd_managed')),
         translate=translate,
         translate_unmappable=unmappable,
-        fit_destination=_choice(params, 'fit_destination'))
+        fit_destination=_choice(params, 'fit_destination'),
+        report=_choice(params, 'report'))
     return spec, options
 
 
@@ -199,8 +202,12 @@ def run(params, check_mode=False, want_diff=False, warn=None):
     tenth of a no-op run on a big tree."""
     paused = gc.isenabled()
     gc.disable()
+    choice = given(params, 'report')  # checked by read_request, in _run
     try:
-        return _run(params, check_mode, want_diff, warn)
+        return report_mod.shape(_run(params, check_mode, want_diff, warn), choice)
+    except ApplyError as exc:
+        report_mod.shape(exc.report, choice)
+        raise
     finally:
         if paused:
             gc.enable()

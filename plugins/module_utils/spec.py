@@ -30,7 +30,7 @@ CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms propert
 Spec = namedtuple('Spec', 'cgroups')
 Remap = namedtuple('Remap', 'root roots root_from')
 Options = namedtuple('Options', ('mode restore_properties prune remap mountpoint missing_properties '
-                                 'allow_systemd_managed translate translate_unmappable fit_destination'))
+                                 'allow_systemd_managed translate translate_unmappable fit_destination report'))
 
 
 def show_path(path):
