@@ -36,8 +36,6 @@ Observed = namedtuple('Observed', 'cgroups subtrees page_size places', defaults=
 MountPlace = namedtuple('MountPlace', 'mountpoint path mountpoint_fs entry entry_fs subtree_views')
 ENTRY_MISSING, ENTRY_EMPTY_DIR, ENTRY_NOT_EMPTY, ENTRY_NOT_DIR = 'missing', 'empty', 'not empty', 'not a directory'
 
-
-
 # What the planner needs of a cgroup v2 cgroup to enable controllers safely.
 V2_STATE_FILES = ('cgroup.controllers', 'cgroup.subtree_control', 'cgroup.procs', 'cgroup.type')
 

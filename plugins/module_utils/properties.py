@@ -94,8 +94,8 @@ _NO_HINTS = {}
 File = namedtuple('File', 'kind order partner version hints')
 
 
-def _file(kind, order=NORMAL, version=1, partner=None, hints=_NO_HINTS):
-    return File(kind, order, partner, version, hints)
+def _file(kind, order=NORMAL, version=1, partner=None, hints=None):
+    return File(kind, order, partner, version, hints if hints is not None else _NO_HINTS)
 
 
 _V2 = 2

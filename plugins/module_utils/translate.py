@@ -12,6 +12,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import Property
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
 
+
 def is_v2_name(name):
     """A cgroup v2 name (its record in properties.FILES says so)."""
     return properties.file_of(name).version == 2

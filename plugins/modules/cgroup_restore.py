@@ -165,7 +165,7 @@ options:
       - V(counts) leaves those four lists out and returns only how many of each there are (RV(counts), which
         both choices return). A first restore of a big tree lists thousands of writes, which every host of a
         fleet carries back to the controller; V(counts) keeps that small.
-      - RV(mounted), RV(failed_items), RV(undo), RV(changed) and the diff come back whole either way.
+      - RV(mounted), RV(failed_items), RV(undo), C(changed) and the diff come back whole either way.
     type: str
     choices: [full, counts]
     default: full
