@@ -42,7 +42,8 @@ def main():
         print('### Tree restore (%d runs, %s)\n' % (tree['runs'], tree['machine']['date']))
         names = {'cgconfigparser': '`cgconfigparser -l`', 'engine': 'engine (bytecode cached)',
                  'engine_cold': 'engine (compiles at start)', 'module': 'module process',
-                 'ansible': '`ansible-playbook` (localhost)', 'floor': 'floor: plain mkdir/write loop'}
+                 'ansible': '`ansible-playbook` (localhost)',
+                 'ansible_counts': '`ansible-playbook`, `report: counts`', 'floor': 'floor: plain mkdir/write loop'}
         med = tree['median']
         md(['tool', 'first restore, s', 'no-op re-run, s', 'CPU first, s', 'CPU re-run, s', 'peak RSS first, MB',
             'peak RSS re-run, MB', 'load (1 min)'],

@@ -10,10 +10,13 @@ sandbox, with
                    as every Ansible module run does (PYTHONDONTWRITEBYTECODE)
   module           the cgroup_restore module file as Ansible runs it on a target
   ansible          ansible-playbook against localhost (connection local)
+  ansible_counts   the same with report: counts (the module returns how many
+                   writes, not each of them)
   floor            a plain Python loop of mkdir and write, no checks (bench/floor.py)
 
 each as a whole process in a fresh sandbox, then its no-op re-run in the same
-sandbox. Prints a table, writes build/bench/tree_restore.json, and with
+sandbox; and the bytes of JSON the module returns for a first restore with
+each report choice (what every host of a fleet carries back). Prints a table, writes build/bench/tree_restore.json, and with
 --profile a cProfile of the engine (build/bench/tree_restore_profile.txt).
 
     .venv/bin/python bench/tree_restore.py [--quick] [--runs N] [--profile]
@@ -27,7 +30,7 @@ import sys
 
 import benchlib as bl
 
-TOOLS = ('cgconfigparser', 'engine', 'engine_cold', 'module', 'ansible', 'floor')
+TOOLS = ('cgconfigparser', 'engine', 'engine_cold', 'module', 'ansible', 'ansible_counts', 'floor')
 PYCACHE = os.path.join(bl.OUT_DIR, 'pycache')
 TARGETS = (
     ('engine first restore / cgconfigparser', 'engine', 'first', 'cgconfigparser', 'first', '<=', 0.5),
@@ -44,19 +47,20 @@ MEMORY_TARGET_MB = 60
 def write_inputs(work, spec):
     files = {'spec': os.path.join(work, 'spec.json'), 'conf': os.path.join(work, 'cgconfig.conf'),
              'args': os.path.join(work, 'args.json'), 'play': os.path.join(work, 'play.yml'),
-             'inventory': os.path.join(work, 'inventory.ini')}
+             'inventory': os.path.join(work, 'inventory.ini'), 'play_counts': os.path.join(work, 'play_counts.yml')}
     with open(files['spec'], 'w') as handle:
         json.dump(spec, handle)
     with open(files['conf'], 'w') as handle:
         handle.write(bl.cgconfig(spec))
     with open(files['args'], 'w') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': {'spec': spec, 'mode': 'strict'}}, handle)
-    with open(files['play'], 'w') as handle:
-        # JSON is YAML: the spec travels as a variable file, as a user would keep it.
-        json.dump([{'name': 'Restore the benchmark tree', 'hosts': 'localhost', 'gather_facts': False,
-                    'vars_files': [files['spec'] + '.vars'],
-                    'tasks': [{'name': 'Restore', 'checkpoint_restore.cgroups.cgroup_restore': {
-                        'spec': '{{ bench_spec }}', 'mode': 'strict'}}]}], handle)
+    for play, extra in (('play', {}), ('play_counts', {'report': 'counts'})):
+        with open(files[play], 'w') as handle:
+            # JSON is YAML: the spec travels as a variable file, as a user would keep it.
+            json.dump([{'name': 'Restore the benchmark tree', 'hosts': 'localhost', 'gather_facts': False,
+                        'vars_files': [files['spec'] + '.vars'],
+                        'tasks': [{'name': 'Restore', 'checkpoint_restore.cgroups.cgroup_restore': dict(
+                            {'spec': '{{ bench_spec }}', 'mode': 'strict'}, **extra)}]}], handle)
     with open(files['spec'] + '.vars', 'w') as handle:
         json.dump({'bench_spec': spec}, handle)
     with open(files['inventory'], 'w') as handle:
@@ -80,8 +84,9 @@ def commands(tool, files):
     if tool == 'module':
         first = [py, os.path.join(bl.REPO, 'plugins', 'modules', 'cgroup_restore.py'), files['args']]
         return [first, first]
-    if tool == 'ansible':
-        first = [os.path.join(bl.VENV_BIN, 'ansible-playbook'), '-i', files['inventory'], files['play']]
+    if tool in ('ansible', 'ansible_counts'):
+        play = files['play_counts' if tool == 'ansible_counts' else 'play']
+        first = [os.path.join(bl.VENV_BIN, 'ansible-playbook'), '-i', files['inventory'], play]
         return [first, first]
     floor = [py, os.path.join(bl.BENCH, 'floor.py'), files['spec']]
     return [floor, floor + ['--rerun']]
@@ -125,7 +130,7 @@ def one_run(tool, spec):
         load = bl.load()
         first, rerun = bl.run_timed(sandbox, commands(tool, files), env=ansible_env(sandbox.work))
         verify(sandbox, spec, tool)
-        if tool == 'ansible':
+        if tool in ('ansible', 'ansible_counts'):
             for result, changed in ((first, 1), (rerun, 0)):
                 if 'changed=%d ' % changed not in result['tail'] or 'failed=0' not in result['tail']:
                     raise RuntimeError('ansible-playbook: expected changed=%d: %s' % (changed, result['tail']))
@@ -135,6 +140,23 @@ def one_run(tool, spec):
     return {'first': first['wall'], 'rerun': rerun['wall'], 'first_cpu': first['cpu'], 'rerun_cpu': rerun['cpu'],
             'first_mb': first['maxrss_mb'],
             'rerun_mb': rerun['maxrss_mb'], 'load': load}
+
+
+def result_sizes(spec):
+    """{report choice: bytes of the module's JSON result for a first restore}."""
+    sizes = {}
+    for choice in ('full', 'counts'):
+        with bl.Box() as sandbox:
+            path = os.path.join(sandbox.work, 'args.json')
+            with open(path, 'w') as handle:
+                json.dump({'ANSIBLE_MODULE_ARGS': {'spec': spec, 'mode': 'strict', 'report': choice}}, handle)
+            proc = sandbox.run([sys.executable, os.path.join(bl.REPO, 'plugins', 'modules', 'cgroup_restore.py'),
+                                path], env=bl.module_env())
+            result = json.loads(proc.stdout)
+            if proc.returncode != 0 or not result.get('changed'):
+                raise RuntimeError('module with report=%s: %s' % (choice, proc.stdout[-2000:]))
+            sizes[choice] = len(proc.stdout.encode('utf-8'))
+    return sizes
 
 
 def profile(spec):
@@ -206,7 +228,10 @@ def main():
     bl.table(['ratio (wall time; CPU time beside it)', 'value', 'target', 'met', 'CPU-time ratio'],
              [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO', t.get('cpu_value', '')]
               for t in targets])
-    data = {'benchmark': 'tree_restore', 'quick': args.quick, 'runs': runs, 'size': size,
+    sizes = result_sizes(spec)
+    print()
+    bl.table(['report', 'JSON result of a first restore, bytes'], [[c, sizes[c]] for c in sorted(sizes)])
+    data = {'benchmark': 'tree_restore', 'quick': args.quick, 'runs': runs, 'size': size, 'result_bytes': sizes,
             'machine': bl.machine(), 'ansible': bl.ansible_version(), 'median': summary, 'runs_raw': results,
             'targets': targets}
     if args.profile:

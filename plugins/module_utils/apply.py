@@ -13,8 +13,10 @@ import errno
 import time
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 
 _UNDO_RETRIES = (0.05, 0.1, 0.2, 0.4)
@@ -29,39 +31,18 @@ class PartialWrite(Exception):
     """Some lines of a multi-line value were refused; the rest were written."""
 
 
-def show_value(prop, canonical):
-    if canonical is None:
-        return None
-    return properties.kind_of(prop).show(canonical)
-
-
-def show_mode(mode):
-    return None if mode is None else '%04o' % mode
+def _file_hint(action, code):
+    """The file's own hint for the kernel's refusal (properties.File.hints), or None."""
+    return properties.file_of(action.prop).hints.get(code) if action.prop else None
 
 
 def _hint(action, exc, context):
     code = getattr(exc, 'errno', None)
-    prop = action.prop or ''
-    if code == errno.EBUSY and prop.startswith('memory.') and prop.endswith('limit_in_bytes'):
-        usage = context.get('usage')
-        return ('the cgroup uses more memory than the new limit%s; free memory in it or choose a higher limit'
-                % (' (memory.usage_in_bytes = %s)' % usage if usage else ''))
-    if code == errno.EINVAL and prop.startswith('memory.memsw'):
-        return 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes'
-    if code == errno.ENOENT and '.memsw.' in prop:
-        return 'swap accounting is off: boot with swapaccount=1, or use missing_properties=warn'
-    if code == errno.EINVAL and prop.startswith('cpu.cfs_'):
-        return ('the kernel keeps every child\'s CPU share (quota/period) within its parent\'s; '
-                'check this cgroup\'s parent and children')
-    if code == errno.ENOSPC and prop.startswith('cpuset.'):
-        return ('a cpuset that has tasks cannot be left without CPUs or memory nodes; give it CPUs and '
-                'memory nodes, or move its tasks out first')
-    if code in (errno.EINVAL, errno.ERANGE, errno.EBUSY) and prop.startswith('cpuset.'):
-        parent = context.get('parent_value')
-        return ('the CPUs or memory nodes must exist and lie inside the parent\'s %s%s, and a child\'s '
-                'must lie inside this one\'s' % (prop, ' (%s)' % parent if parent is not None else ''))
-    if code in (errno.EPERM, errno.EINVAL) and prop.startswith('devices.'):
-        return 'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children'
+    text = _file_hint(action, code)
+    if text:
+        usage, parent = context.get('usage'), context.get('parent_value')
+        return text.format(prop=action.prop, usage=' (memory.usage_in_bytes = %s)' % usage if usage else '',
+                           parent=' (%s)' % parent if parent is not None else '')
     if context.get('gone'):
         return 'the cgroup disappeared after it was checked (removed by someone else); run again'
     if code == errno.ENOENT and action.kind == 'write':
@@ -99,7 +80,7 @@ def describe(action, exc, context=None):
 
 
 class Applier:
-    """Applies actions through handles {hierarchy name: cgroupfs.Hierarchy}."""
+    """Applies actions through handles {hierarchy name: cgroupfs.OpenHierarchy}."""
 
     # A seam for fault-injection tests: called before each step with
     # (step number from 1, action); whatever it raises counts as that step failing.
@@ -109,13 +90,14 @@ class Applier:
         self.handles = handles
         self.mountpoint = mountpoint
         self.mode = mode
+        self.rules = policy.mode(mode)
         self.missing_properties = missing_properties
         self.steps = 0
         self.warnings = []
         self.journal = []
         self.created = set()
-        self.report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
-        self._write_index = {}
+        self._report = Report()  # filled with what each step read back
+        self.report = self._report.result
         # (hierarchy, path, file, writes) a fallback wrote ahead of its own
         # action: the journal already holds that file's old value
         self._written_ahead = set()
@@ -145,12 +127,12 @@ class Applier:
                 handlers[action.kind](action)
             except Exception as exc:  # pylint: disable=broad-except
                 # Whatever went wrong, what was done so far must be undone.
-                if self._missing_file_allowed(action, exc):
-                    self.warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
-                                         % (action.hierarchy, show_path(action.path), action.prop))
+                skipped = self._skipped_missing_file(action, exc)
+                if skipped:
+                    self.warnings.append(skipped)
                     continue
                 message = describe(action, exc, self._context(action, exc))
-                if self.mode != 'opport':
+                if self.rules.rolls_back:
                     self.abort(message)
                 self._fail_item(action, message)
                 failed_writes.add((action.hierarchy, action.path, action.prop))
@@ -169,15 +151,18 @@ class Applier:
             message += '. Rolled back %d step(s); the cgroups are as they were.' % len(undone)
         raise ApplyError(message, self.report)
 
-    def _missing_file_allowed(self, action, exc):
-        if self.missing_properties != 'warn' or action.kind != 'write':
-            return False
-        if getattr(exc, 'errno', None) != errno.ENOENT:
-            return False
+    def _skipped_missing_file(self, action, exc):
+        """The warning when a write found its file gone (ENOENT in a cgroup
+        that exists) and missing_properties lets it be skipped, else None."""
+        if action.kind != 'write' or getattr(exc, 'errno', None) != errno.ENOENT:
+            return None
+        skipped = policy.skip_missing_file(self.missing_properties, action.hierarchy, action.path, action.prop)
+        if skipped is None:
+            return None
         try:
-            return self.handles[action.hierarchy].exists(action.path)
+            return skipped if self.handles[action.hierarchy].exists(action.path) else None
         except (OSError, cgroupfs.NotCgroupFS):
-            return False
+            return None
 
     def _context(self, action, exc):
         """Live values that make a kernel refusal understandable."""
@@ -192,10 +177,12 @@ class Applier:
                 return context
             if action.kind != 'write':
                 return context
-            if prop.startswith('memory.') and getattr(exc, 'errno', None) == errno.EBUSY:
+            # what the file's hint shows
+            hint = _file_hint(action, getattr(exc, 'errno', None)) or ''
+            if '{usage}' in hint:
                 usage = fs.read(action.path, 'memory.usage_in_bytes')
                 context['usage'] = usage.strip() if usage else None
-            if prop.startswith('cpuset.') and action.path:
+            if '{parent}' in hint and action.path:
                 parent = fs.read(action.path[:-1], prop)
                 context['parent_value'] = parent.strip() if parent is not None else None
         except (OSError, cgroupfs.NotCgroupFS):
@@ -210,9 +197,7 @@ class Applier:
         return None
 
     def _fail_item(self, action, message):
-        self.report['failed_items'].append(dict(
-            cgroup=show_path(action.path), hierarchy=action.hierarchy, action=action.kind,
-            property=action.prop, error=message))
+        self._report.failed(action, message)
 
     def _do(self, action):
         getattr(self, '_do_' + action.kind)(action)
@@ -231,14 +216,14 @@ class Applier:
                 cgroupfs.remove_mount_dir(self.mountpoint, name)
             raise
         self.journal.append(('mount', name, target, made_dir))
-        self.report['mounted'].append(dict(hierarchy=name, path=target, options=action.after))
+        self._report.mounted(action)
 
     def _do_mkdir(self, action):
         fs = self.handles[action.hierarchy]
         fs.mkdir(action.path)
         self.created.add((action.hierarchy, action.path))
         self.journal.append(('mkdir', action.hierarchy, action.path))
-        self.report['created'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+        self._report.created(action)
         for name in action.after or ():
             value = (fs.read(action.path[:-1], name) or '').strip()
             fs.write(action.path, name, value or '\n')
@@ -263,9 +248,10 @@ class Applier:
                 else:
                     fs.write(action.path, name, text)
             except OSError as exc:
-                if getattr(kind, 'independent_lines', False) and self.mode == 'opport':
-                    # opport: one refused line (an interface or device the
-                    # host lacks) must not keep the other lines from applying
+                if getattr(kind, 'independent_lines', False) and self.rules.goes_on:
+                    # a mode that goes on after a failure (opport): one refused
+                    # line (an interface or device the host lacks) must not
+                    # keep the other lines from applying
                     refused.append((text, exc))
                     continue
                 if index or not action.fallback or exc.errno != errno.EINVAL:
@@ -299,23 +285,12 @@ class Applier:
             raise ReadBackMismatch('the kernel accepted the write but %s reads back %r'
                                    % (action.prop, kind.show(current)))
         if len(refused) < len(action.writes):
-            self._record_write(action, kind.show(current))
+            self._report.wrote(action, kind.show(current))
         if refused:
             raise PartialWrite('%d of %d lines refused, the others applied: %s' % (
                 len(refused), len(action.writes), '; '.join(
                     '%r: %s (%s)' % (text, exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
                     for text, exc in refused)))
-
-    def _record_write(self, action, after):
-        key = (action.hierarchy, action.path, action.prop)
-        if key in self._write_index:
-            self._write_index[key]['after'] = after
-            return
-        entry = dict(cgroup=show_path(action.path), hierarchy=action.hierarchy, property=action.prop,
-                     before=show_value(action.prop, action.before), after=after,
-                     spec_value=action.spec_value)
-        self._write_index[key] = entry
-        self.report['writes'].append(entry)
 
     def _do_chmod(self, action):
         fs = self.handles[action.hierarchy]
@@ -327,9 +302,7 @@ class Applier:
         if journaled:
             # the mode read back: cgroup_undo puts the old one back only while the file still has it
             self.journal[-1] = self.journal[-1][:5] + (mode,)
-        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
-                                         file=action.prop, mode_before=show_mode(action.before),
-                                         mode_after=show_mode(mode)))
+        self._report.chmod(action, mode)
 
     def _do_chown(self, action):
         fs = self.handles[action.hierarchy]
@@ -340,15 +313,14 @@ class Applier:
         _mode, uid, gid = fs.stat(action.path, action.prop)
         if journaled:
             self.journal[-1] = self.journal[-1][:5] + ((uid, gid),)
-        self.report['perms'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy,
-                                         file=action.prop, owner_before=action.before, owner_after=[uid, gid]))
+        self._report.chown(action, (uid, gid))
 
     def _do_rmdir(self, action):
         fs = self.handles[action.hierarchy]
         perms = fs.stat(action.path)
         fs.rmdir(action.path)
         self.journal.append(('rmdir', action.hierarchy, action.path, perms))
-        self.report['removed'].append(dict(cgroup=show_path(action.path), hierarchy=action.hierarchy))
+        self._report.removed(action)
 
     # -- rollback --------------------------------------------------------
     def rollback(self):

@@ -78,7 +78,7 @@ def umount(target):
 
 
 def _read_names(dir_fd, names, unreadable, one_line):
-    """{name: text} of the named files below dir_fd (see Hierarchy.read_files)."""
+    """{name: text} of the named files below dir_fd (see OpenHierarchy.read_files)."""
     found = {}
     for name in names:
         try:
@@ -105,8 +105,10 @@ def _read_names(dir_fd, names, unreadable, one_line):
     return found
 
 
-class Hierarchy:
-    """One mounted hierarchy, opened safely. Paths are tuples of components."""
+class OpenHierarchy:
+    """An open handle to one mounted hierarchy, through which its cgroups are
+    read and written safely (hierarchies.Hierarchy is the description of a
+    mount, from mountinfo). Paths are tuples of components."""
 
     def __init__(self, mount_point, version):
         self.mount_point = mount_point

@@ -2,7 +2,10 @@
 # Copyright: checkpoint_restore.cgroups contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read the live state of exactly the cgroups that the spec names, their
-ancestors and, for prune, their subtrees. The only code that reads cgroupfs."""
+ancestors and, for prune, their subtrees: everything the planner decides
+from. (The applier reads too, but only to check its own writes and, for a
+new cpuset cgroup, to copy its parent's cpuset, as CRIU does; cgroup_snapshot
+and cgroup_undo read through snapshot.py and undo.py.)"""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -15,6 +18,7 @@ from operator import attrgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import values as values_mod
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors, applies_to
 
 # perms: (mode, uid, gid) of the directory; file_perms: {name: (mode, uid, gid) or None};
@@ -32,13 +36,6 @@ Observed = namedtuple('Observed', 'cgroups subtrees page_size places', defaults=
 MountPlace = namedtuple('MountPlace', 'mountpoint path mountpoint_fs entry entry_fs subtree_views')
 ENTRY_MISSING, ENTRY_EMPTY_DIR, ENTRY_NOT_EMPTY, ENTRY_NOT_DIR = 'missing', 'empty', 'not empty', 'not a directory'
 
-# The partner a pair's write order needs when the spec names only one of the
-# pair: whether a new cfs quota or period widens or narrows the CPU share
-# depends on the other. (The memory pair's order is decided from
-# memory.limit_in_bytes alone, so memsw is read only where the spec names it.)
-_PARTNER = {properties.CFS_PAIR[0]: properties.CFS_PAIR[1], properties.CFS_PAIR[1]: properties.CFS_PAIR[0]}
-
-
 # What the planner needs of a cgroup v2 cgroup to enable controllers safely.
 V2_STATE_FILES = ('cgroup.controllers', 'cgroup.subtree_control', 'cgroup.procs', 'cgroup.type')
 
@@ -47,33 +44,18 @@ def _files_to_read(target):
     """(files named by the spec, {file: its partner not named by the spec},
     the files of both that hold one line)."""
     names = set(p.name for p in target.props)
-    partners = dict((name, _PARTNER[name]) for name in names if name in _PARTNER and _PARTNER[name] not in names)
+    # the partner a file's write order needs (properties.File.partner), where
+    # the spec names only one of the two: whether a new cfs quota or period
+    # widens or narrows the CPU share depends on the other
+    partners = {}
+    for name in names:
+        partner = properties.file_of(name).partner
+        if partner is not None and partner not in names:
+            partners[name] = partner
     if target.hierarchy.version == 2:
         names.update(V2_STATE_FILES)
     one_line = frozenset(n for n in names.union(partners.values()) if properties.kind_of(n).one_line)
     return sorted(names), partners, one_line
-
-
-def unchanged(prop, raw, page_size, seen=None):
-    """True when the live text already means the spec's value. seen:
-    {(file, text, value): answer}, shared by the cgroups of one observe."""
-    if raw is None:
-        return False
-    key = (prop.name, raw, prop.value)
-    try:
-        found = seen.get(key) if seen is not None else None
-    except TypeError:  # an unhashable value
-        found = key = None
-    if found is not None:
-        return found
-    kind = properties.kind_of(prop.name)
-    try:
-        found = kind.same(prop.value, kind.read(raw), page_size)
-    except ValueError:
-        found = False
-    if seen is not None and key is not None:
-        seen[key] = found
-    return found
 
 
 _NAME = attrgetter('name')
@@ -90,12 +72,12 @@ _UNREADABLE = (errno.EOPNOTSUPP,)
 
 
 def observe(targets, handles, page_size, want_subtrees=False):
-    """handles: {hierarchy name: cgroupfs.Hierarchy} of the mounted hierarchies."""
+    """handles: {hierarchy name: cgroupfs.OpenHierarchy} of the mounted hierarchies."""
     cgroups = {}
     subtrees = {}
     spec_paths = {}
     files_cache = {}  # property names (and v2) -> _files_to_read
-    seen = {}  # (file, text, value) -> unchanged
+    comparisons = values_mod.Comparisons(properties.kind_of, page_size)
     missing_below = {}  # (hierarchy name, path): a cgroup on the way down to it, or it, is missing
     if want_subtrees:
         for target in targets:
@@ -145,7 +127,7 @@ def observe(targets, handles, page_size, want_subtrees=False):
             # named file's value differs from the spec's.
             for prop in props:
                 partner = partners.get(prop.name)
-                if partner is not None and not unchanged(prop, values[prop.name], page_size, seen):
+                if partner is not None and not comparisons.unchanged(prop.name, prop.value, values[prop.name]):
                     values[partner] = fs.read_files(path, (partner,), _UNREADABLE, one_line)[partner]
         file_perms = target.cgroup.file_perms
         cgroups[(name, path)] = _new(CgroupState, (

@@ -4,7 +4,7 @@
 """The planner: a pure function of (targets, observed state, options) that
 returns the ordered actions of a restore, or raises Refusal.
 
-Order (DESIGN.md, "Order of writes"):
+Order (docs/ARCHITECTURE.md, "The order of writes"):
   1. mounts;
   2. top-down over cgroups: mkdir, owner and mode, then the settings that
      must precede children (cpuset, use_hierarchy, clone_children, devices),
@@ -25,15 +25,16 @@ from collections import namedtuple
 from operator import itemgetter
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupfs import (
     CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
-    ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING, unchanged)
+    ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import PerHierarchy, show_path, show_perms_key
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import UNIFIED, ancestors, applies_to
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED, Comparisons
 
 # kind: mount | mkdir | rmdir | write | chmod | chown
 # writes: ((file, text), ...) for kind write; fallback: (prop, writes, before)
@@ -80,8 +81,15 @@ def _current(state, prop, created, where=''):
     except ValueError:
         if isinstance(where, tuple):
             where = '%s:%s' % (where[0], show_path(where[1]))
-        raise Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
-                      % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
+        raise _unreadable(where, None, prop, raw)
+
+
+def _unreadable(h, path, prop, raw):
+    """The Refusal for a file whose text does not parse as its kind; path
+    None: h is the whole place already (text)."""
+    where = h if path is None else '%s:%s' % (h, show_path(path))
+    return Refusal('Failed to read %s property %s: the kernel shows %r, which is not a %s.'
+                   % (where, prop, raw.strip()[:80], properties.kind_of(prop).name))
 
 
 def _missing_file_message(h, path, name):
@@ -97,8 +105,9 @@ def _top_level(path, paths):
     return not any(path[:i] in paths for i in range(len(path)))
 
 
-def _missing_parent_message(h, path, anc, targets):
-    """Bind mode's refusal of a cgroup whose parent is missing in hierarchy h.
+def _missing_parent_message(rules, h, path, anc, targets):
+    """The refusal, in a mode that may not create top-level cgroups (bind),
+    of a cgroup whose parent is missing in hierarchy h.
     When an ancestor is in the spec, but its explicit controllers leave h
     out, that is what to fix; otherwise the top-level cgroup was not
     premounted."""
@@ -106,41 +115,31 @@ def _missing_parent_message(h, path, anc, targets):
     for depth in range(len(path) - 1, -1, -1):
         if path[:depth] in elsewhere:
             named = [t.cgroup for t in targets if t.path == path[:depth]][0]
-            return ('Failed to restore %s:%s in bind mode: its parent %s does not exist in hierarchy %s, and the '
+            return ('Failed to restore %s:%s in %s mode: its parent %s does not exist in hierarchy %s, and the '
                     'spec\'s %s lives only in %s (its controllers); add %s to them, or leave them out to have '
-                    'them derived.' % (h, show_path(path), show_path(anc), h, show_path(named.path),
+                    'them derived.' % (h, show_path(path), rules.name, show_path(anc), h, show_path(named.path),
                                        ', '.join(named.controllers), h))
-    return ('Failed to restore %s:%s in bind mode: its parent %s does not exist; premount the container\'s '
-            'top-level cgroup first.' % (h, show_path(path), show_path(anc)))
+    return ('Failed to restore %s:%s in %s mode: its parent %s does not exist; premount the container\'s '
+            'top-level cgroup first.' % (h, show_path(path), rules.name, show_path(anc)))
 
 
-def _all_same(props, values, compared):
-    """True when every property's live text was already found to mean the
-    spec's value (compared, filled by the cgroups planned before): a no-op
-    cgroup then costs one lookup per property. Anything else (a file not
-    read, a text not seen yet, a difference) goes the full way."""
-    get = compared.get
-    try:
-        for prop in props:
-            name = prop.name
-            if name == 'cgroup.subtree_control':
-                continue  # planned by _v2_enables
-            raw = values.get(name)
-            if raw is None:
-                return False
-            seen = get((name, raw, prop.value))
-            if seen is None or not seen[0]:
-                return False
-    except TypeError:  # an unhashable value
-        return False
+def _all_same(props, values, comparisons):
+    """True when every property's live text means the spec's value: a
+    no-op cgroup then costs one lookup per property (comparisons remembers
+    the texts of the cgroups planned before). Anything else (a file not
+    read, a text that does not parse, a difference) goes the full way."""
+    unchanged = comparisons.unchanged
+    for prop in props:
+        name = prop.name
+        if name != 'cgroup.subtree_control' and not unchanged(name, prop.value, values.get(name)):
+            return False  # (cgroup.subtree_control is planned by _v2_enables)
     return True
 
 
-def _property_actions(target, state, created, page_size, missing='fail', warnings=None, compared=None):
+def _property_actions(target, state, created, comparisons, missing, warnings):
     """The cgroup's writes in their phases, or None when it has none.
-    compared: {(file, text, wanted value): (same, current value)}, shared by
-    the cgroups of one plan."""
-    if not created and compared is not None and _all_same(target.props, state.values, compared):
+    comparisons: a values.Comparisons, shared by the cgroups of one plan."""
+    if not created and _all_same(target.props, state.values, comparisons):
         return None
     h, path = target.hierarchy.name, target.path
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
@@ -157,10 +156,10 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
     if not created:
         for name in names:
             if values.get(name) is None and name not in not_yet:
-                if missing != 'warn':
+                skipped = policy.skip_missing_file(missing, h, path, name)
+                if skipped is None:
                     raise Refusal(_missing_file_message(h, path, name))
-                warnings.append('Skipped %s:%s property %s: the kernel has no such file in this cgroup.'
-                                % (h, show_path(path), name))
+                warnings.append(skipped)
                 del wanted[name]
     pending = {}
     for name in names:
@@ -170,21 +169,12 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
         current = None
         raw = None if created else values.get(name)
         if raw is not None:
-            # A tree shows the same few texts again and again: compare each
-            # (file, text, wanted value) once.
-            key = (name, raw, prop.value)
             try:
-                seen = compared.get(key) if compared is not None else None
-            except TypeError:  # an unhashable value: compared here only
-                seen = key = None
-            if seen is None:
-                current = _current(state, name, created, (h, path))
-                seen = (properties.kind_of(name).same(prop.value, current, page_size), current)
-                if compared is not None and key is not None:
-                    compared[key] = seen
-            if seen[0]:
+                same, current = comparisons.compare(name, prop.value, raw)
+            except ValueError:
+                raise _unreadable(h, path, name, raw)
+            if same:
                 continue
-            current = seen[1]
         pending[name] = (prop, current)
     if not pending:
         return None
@@ -232,9 +222,11 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
             phases.normal[-1] = phases.normal[-1]._replace(fallback=(cpu_max_name, fb.writes, before))
             emit(phases.normal, cpu_max_name)
 
+    # the others by their file's order class (properties.FILES)
     for name in sorted(pending):
         prop, current = pending[name]
-        if name in properties.HIERARCHICAL_SETS and current is not None:
+        order = properties.file_of(name).order
+        if order == properties.SET and current is not None:
             # Widen to the union top-down, then narrow bottom-up: a child's
             # set must always be inside its parent's.
             union = current | prop.value
@@ -242,14 +234,14 @@ def _property_actions(target, state, created, page_size, missing='fail', warning
                 phases.widen.append(_write(h, path, name, current, union, prop.spec_value))
             if union != prop.value:
                 phases.narrow.append(_write(h, path, name, union, prop.value, prop.spec_value))
-        elif name in properties.EARLY:
+        elif order == properties.EARLY or order == properties.SET:
             phases.early.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        elif name in properties.HIERARCHICAL_NUMBERS:
+        elif order == properties.NUMBER:
             bucket = phases.widen if current is None or _greater(prop.value, current) else phases.narrow
             bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        elif name in properties.LAST:
+        elif order == properties.LAST:
             phases.last.append(_write(h, path, name, current, prop.value, prop.spec_value))
-        else:
+        else:  # NORMAL, and a pair's file that its pair rule above left to the others
             phases.normal.append(_write(h, path, name, current, prop.value, prop.spec_value))
     return phases
 
@@ -493,7 +485,7 @@ def _perm_actions(target, state, created):
     return actions
 
 
-def _nothing_to_do(targets, observed, restore):
+def _nothing_to_do(targets, observed, restore, comparisons=None):
     """True when the plan is empty, found the short way, which is what a
     re-run takes: every cgroup (cgroup v1 only) and each of its ancestors
     exists, and, where properties are restored, each property's live text
@@ -502,15 +494,15 @@ def _nothing_to_do(targets, observed, restore):
     v2's controller enabling) answers False and goes the full way, which
     then plans, warns or refuses as it always does."""
     try:
-        return _all_unchanged(targets, observed, restore)
+        return _all_unchanged(targets, observed, restore,
+                              comparisons or Comparisons(properties.kind_of, observed.page_size))
     except Refusal:
         return False  # refused the full way, which names the first cgroup in plan order
 
 
-def _all_unchanged(targets, observed, restore):
+def _all_unchanged(targets, observed, restore, comparisons):
     cgroups = observed.cgroups
-    page_size = observed.page_size
-    compared = {}
+    unchanged = comparisons.unchanged
     parents_exist = {}
     for target in targets:
         if target.hierarchy.version != 1:
@@ -534,7 +526,7 @@ def _all_unchanged(targets, observed, restore):
         values = state.values if state is not None else {}
         for prop in target.props:
             # a text that does not parse is refused, by name, the full way
-            if not unchanged(prop, values.get(prop.name), page_size, compared):
+            if not unchanged(prop.name, prop.value, values.get(prop.name)):
                 return False
     return True
 
@@ -591,18 +583,23 @@ def _fs_name(fs_type):
 
 def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
               missing_properties='fail'):
-    """Ordered actions for a restore, or Refusal. Pure."""
+    """Ordered actions for a restore, or Refusal. Pure. mode: its name; what
+    it allows is read from its row of policy.MODES."""
+    rules = policy.mode(mode)
+
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
 
-    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all'):
+    comparisons = Comparisons(properties.kind_of, observed.page_size)
+    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all',
+                                                           comparisons):
         return Plan(actions=[], skipped_prune=[], warnings=[])
     actions = []
     warnings = []
     for name in sorted(planned_mounts):
-        if mode == 'bind':
-            raise Refusal('Failed to restore in bind mode: hierarchy %s is not mounted under the mountpoint; '
-                          'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % name)
+        if not rules.may_mount:
+            raise Refusal('Failed to restore in %s mode: hierarchy %s is not mounted under the mountpoint; '
+                          'premount it first (role checkpoint_restore.cgroups.cgroup_premount).' % (rules.name, name))
         hierarchy = planned_mounts[name]
         refusal = mount_refusal(hierarchy, (observed.places or {}).get(name))
         if refusal:
@@ -629,15 +626,16 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 anc = path[:depth]
                 if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
                     continue
-                if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal(_missing_parent_message(h, path, anc, targets))
+                if not rules.may_create_top and _top_level(path, paths):
+                    raise Refusal(_missing_parent_message(rules, h, path, anc, targets))
                 created.add((h, anc))
                 top_down.append((len(anc), h, anc, None))
             exists = not path or cgroups.get((h, path), MISSING).exists
             if not exists:
-                if mode == 'bind' and _top_level(path, paths):
-                    raise Refusal('Failed to restore %s:%s in bind mode: the top-level cgroup does not exist; premount '
-                                  'it first (role checkpoint_restore.cgroups.cgroup_premount).' % (h, show_path(path)))
+                if not rules.may_create_top and _top_level(path, paths):
+                    raise Refusal('Failed to restore %s:%s in %s mode: the top-level cgroup does not exist; premount '
+                                  'it first (role checkpoint_restore.cgroups.cgroup_premount).'
+                                  % (h, show_path(path), rules.name))
                 created.add((h, path))
             elif path:
                 conflicts.append((h, path))
@@ -655,10 +653,8 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
     v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
                      for h, hierarchy in hierarchy_of.items())
-    compared = {}
     top_down.sort(key=_BY_DEPTH)
     restore_all = restore_properties == 'all'
-    page_size = observed.page_size
     for _depth, h, path, target in top_down:
         key = (h, path)
         is_new = key in created
@@ -683,7 +679,7 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             if perms:
                 block.extend(a for a in perms if a.prop is None)
             if restore:
-                own = _property_actions(target, state, is_new, page_size, missing_properties, warnings, compared)
+                own = _property_actions(target, state, is_new, comparisons, missing_properties, warnings)
                 if own is not None:
                     block.extend(own.early + own.widen + own.normal)
                     phases.narrow.extend(own.narrow)
@@ -703,10 +699,10 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
     disabling.sort(key=lambda a: (-len(a.path), a.hierarchy, a.path))
     actions.extend(setup + narrow + removals + disabling + phases.last)
 
-    if mode == 'strict' and conflicts and [a for a in actions if a.kind != 'mount']:
-        raise Refusal('Failed to restore in strict mode: %d cgroup(s) of the spec already exist and differ from it: '
+    if not rules.adopts and conflicts and [a for a in actions if a.kind != 'mount']:
+        raise Refusal('Failed to restore in %s mode: %d cgroup(s) of the spec already exist and differ from it: '
                       '%s. Nothing was written. Use mode=opport to adopt them, or remove them first.'
-                      % (len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
+                      % (rules.name, len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
                          + (' ...' if len(conflicts) > 10 else '')))
 
     return Plan(actions=actions, skipped_prune=skipped, warnings=warnings)

@@ -1,13 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: checkpoint_restore.cgroups contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which cgroup files are settings, which controller owns each, its value
-kind, and the write-order class it belongs to."""
+"""What the collection knows about each cgroup file, in one record per file
+(FILES): its value kind, its write-order class, the partner its order needs,
+whether it is a cgroup v1 or v2 name, and the hints for the kernel's
+refusals. Also which files are settings at all, and which controller owns each."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import re
+from collections import namedtuple
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import values as v
 
@@ -39,80 +43,176 @@ _NAME_RE = re.compile(r'^[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+$|^notify_on_release$|
 _HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+)([KMG]B)\.(limit_in_bytes|max|rsvd\.limit_in_bytes|rsvd\.max)$')
 _HUGE_UNITS = {'KB': 1 << 10, 'MB': 1 << 20, 'GB': 1 << 30}
 
-_KINDS = {
-    'memory.limit_in_bytes': v.MemorySize(),
-    'memory.memsw.limit_in_bytes': v.MemorySize(),
-    'memory.soft_limit_in_bytes': v.MemorySize(),
-    'memory.kmem.limit_in_bytes': v.MemorySize(),
-    'memory.kmem.tcp.limit_in_bytes': v.MemorySize(),
-    'memory.swappiness': v.Integer(0, 200),
-    'memory.use_hierarchy': v.Flag(),
-    'memory.move_charge_at_immigrate': v.Integer(0, 3),
-    'memory.oom_control': v.OomControl(),
-    'cpu.shares': v.Integer(2, 262144, clamp=True),
-    'cpu.cfs_period_us': v.Integer(1000, 1000000),
-    'cpu.cfs_quota_us': v.Integer(1000, None, unlimited_text='-1'),
-    'cpu.cfs_burst_us': v.Integer(0, None),
-    'cpu.rt_period_us': v.Integer(1, None),
-    'cpu.rt_runtime_us': v.Integer(None, None, unlimited_text='-1'),
-    'cpu.idle': v.Flag(),
-    'cpuset.cpus': v.IdList(),
-    'cpuset.mems': v.IdList(),
-    'cpuset.cpu_exclusive': v.Flag(),
-    'cpuset.mem_exclusive': v.Flag(),
-    'cpuset.mem_hardwall': v.Flag(),
-    'cpuset.memory_migrate': v.Flag(),
-    'cpuset.memory_spread_page': v.Flag(),
-    'cpuset.memory_spread_slab': v.Flag(),
-    'cpuset.sched_load_balance': v.Flag(),
-    'cpuset.sched_relax_domain_level': v.Integer(-1, 5),
-    'pids.max': v.Integer(0, None, unlimited_text='max'),
-    'blkio.weight': v.Integer(10, 1000),
-    'blkio.leaf_weight': v.Integer(10, 1000),
-    'blkio.weight_device': v.KeyedLines(),
-    'blkio.throttle.read_bps_device': v.KeyedLines(),
-    'blkio.throttle.write_bps_device': v.KeyedLines(),
-    'blkio.throttle.read_iops_device': v.KeyedLines(),
-    'blkio.throttle.write_iops_device': v.KeyedLines(),
-    'net_prio.ifpriomap': v.KeyedLines(),
-    'net_cls.classid': v.HexOrInt(),
-    'devices.list': v.DeviceList(),
-    'freezer.state': v.FreezerState(),
-    'cgroup.clone_children': v.Flag(),
-    'notify_on_release': v.Flag(),
-    # cgroup v2
-    'memory.max': v.MemorySize(unlimited_text='max'),
-    'memory.high': v.MemorySize(unlimited_text='max'),
-    'memory.low': v.MemorySize(unlimited_text='max'),
-    'memory.min': v.MemorySize(unlimited_text='max'),
-    'memory.swap.max': v.MemorySize(unlimited_text='max'),
-    'memory.swap.high': v.MemorySize(unlimited_text='max'),
-    'memory.zswap.max': v.MemorySize(unlimited_text='max'),
-    'memory.oom.group': v.Flag(),
-    'cpu.max': v.CpuMax(),
-    'cpu.max.burst': v.Integer(0, None),
-    'cpu.weight': v.Integer(1, 10000),
-    'cpu.weight.nice': v.Integer(-20, 19),
-    'io.max': v.IoMax(),
-    'io.weight': v.IoWeight(),
-    'io.bfq.weight': v.IoWeight(),
-    'cpuset.cpus.partition': v.Partition(),
-    'cgroup.subtree_control': v.ControllerSet(),
-    'cgroup.max.descendants': v.Integer(0, None, unlimited_text='max'),
-    'cgroup.max.depth': v.Integer(0, None, unlimited_text='max'),
-    'cgroup.freeze': v.Flag(),
-}
+# Write-order classes (docs/ARCHITECTURE.md, "The order of writes"; plan.py
+# applies them):
+EARLY = 'early'    # right after mkdir: a new cgroup's children need it
+SET = 'set'        # a hierarchical set (cpuset): widened top-down, narrowed bottom-up; early in a new cgroup
+NUMBER = 'number'  # a hierarchical number: raised top-down, lowered bottom-up
+PAIR = 'pair'      # ordered with its pair's other file (the pair rules below); alone, normal
+LAST = 'last'      # after every other write (freezing)
+NORMAL = 'normal'  # top-down, after the early ones
 
-# Write-order classes (see DESIGN.md, "Order of writes").
-EARLY = frozenset(['cpuset.cpus', 'cpuset.mems', 'memory.use_hierarchy',
-                   'cgroup.clone_children', 'devices.list', 'cgroup.type'])
-HIERARCHICAL_SETS = frozenset(['cpuset.cpus', 'cpuset.mems'])
-HIERARCHICAL_NUMBERS = frozenset(['cpu.rt_runtime_us'])
+# The pairs whose order depends on both files' values (plan.py has the rules):
 MEMORY_PAIR = ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes')
 CFS_PAIR = ('cpu.cfs_period_us', 'cpu.cfs_quota_us')
 # cgroup v2's burst must stay within cpu.max's quota at every step
 CPU_MAX_BURST = ('cpu.max.burst', 'cpu.max')
-LAST = frozenset(['freezer.state', 'cgroup.freeze'])
+
+# What to tell the user when the kernel refuses a write to a file:
+# {errno: text}; {usage} is filled with the cgroup's memory use, {parent} with
+# the parent's value of the file, {prop} with the file's name (apply.py).
+_MEMORY_LIMIT_HINTS = {
+    errno.EBUSY: 'the cgroup uses more memory than the new limit{usage}; free memory in it or choose a higher limit'}
+_MEMSW_HINTS = {
+    errno.EBUSY: _MEMORY_LIMIT_HINTS[errno.EBUSY],
+    errno.EINVAL: 'memory.memsw.limit_in_bytes must stay at least memory.limit_in_bytes',
+    errno.ENOENT: 'swap accounting is off: boot with swapaccount=1, or use missing_properties=warn'}
+_CFS_HINTS = {errno.EINVAL: ('the kernel keeps every child\'s CPU share (quota/period) within its parent\'s; '
+                             'check this cgroup\'s parent and children')}
+_CPUSET_INSIDE = ('the CPUs or memory nodes must exist and lie inside the parent\'s {prop}{parent}, and a child\'s '
+                  'must lie inside this one\'s')
+_CPUSET_HINTS = {
+    errno.ENOSPC: ('a cpuset that has tasks cannot be left without CPUs or memory nodes; give it CPUs and '
+                   'memory nodes, or move its tasks out first'),
+    errno.EINVAL: _CPUSET_INSIDE, errno.ERANGE: _CPUSET_INSIDE, errno.EBUSY: _CPUSET_INSIDE}
+_DEVICES_HINTS = dict.fromkeys(
+    (errno.EPERM, errno.EINVAL),
+    'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children')
+_NO_HINTS = {}
+
+# Everything the collection knows about one cgroup file:
+#   kind     its value kind (values.py): how a spec value is parsed, the
+#            kernel's text read, the two compared and the text to write rendered
+#   order    its write-order class (above)
+#   partner  the file whose live value its write order needs too, which
+#            observe reads with it where the spec names only this one
+#   version  1: a cgroup v1 name, 2: a cgroup v2 name, None: the same name
+#            and meaning in both (translate.py translates the others; its
+#            formulas are in docs/TRANSLATION.md)
+#   hints    {errno: text} for the kernel's refusals of a write (above)
+# A new file, such as cpu.max.burst, is added here, in one line.
+File = namedtuple('File', 'kind order partner version hints')
+
+
+def _file(kind, order=NORMAL, version=1, partner=None, hints=None):
+    return File(kind, order, partner, version, hints if hints is not None else _NO_HINTS)
+
+
+_V2 = 2
+_BOTH = None
+FILES = {
+    'memory.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMORY_LIMIT_HINTS),
+    'memory.memsw.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMSW_HINTS),
+    'memory.soft_limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
+    'memory.kmem.limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
+    'memory.kmem.tcp.limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
+    'memory.swappiness': _file(v.Integer(0, 200)),
+    'memory.use_hierarchy': _file(v.Flag(), EARLY),
+    'memory.move_charge_at_immigrate': _file(v.Integer(0, 3)),
+    'memory.oom_control': _file(v.OomControl()),
+    'cpu.shares': _file(v.Integer(2, 262144, clamp=True)),
+    'cpu.cfs_period_us': _file(v.Integer(1000, 1000000), PAIR, partner='cpu.cfs_quota_us', hints=_CFS_HINTS),
+    'cpu.cfs_quota_us': _file(v.Integer(1000, None, unlimited_text='-1'), PAIR, partner='cpu.cfs_period_us',
+                              hints=_CFS_HINTS),
+    'cpu.cfs_burst_us': _file(v.Integer(0, None), hints=_CFS_HINTS),
+    'cpu.rt_period_us': _file(v.Integer(1, None)),
+    'cpu.rt_runtime_us': _file(v.Integer(None, None, unlimited_text='-1'), NUMBER),
+    'cpu.idle': _file(v.Flag(), version=_BOTH),
+    'cpuset.cpus': _file(v.IdList(), SET, _BOTH, hints=_CPUSET_HINTS),
+    'cpuset.mems': _file(v.IdList(), SET, _BOTH, hints=_CPUSET_HINTS),
+    'cpuset.cpu_exclusive': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.mem_exclusive': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.mem_hardwall': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.memory_migrate': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.memory_spread_page': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.memory_spread_slab': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.sched_load_balance': _file(v.Flag(), hints=_CPUSET_HINTS),
+    'cpuset.sched_relax_domain_level': _file(v.Integer(-1, 5), hints=_CPUSET_HINTS),
+    'pids.max': _file(v.Integer(0, None, unlimited_text='max'), version=_BOTH),
+    'blkio.weight': _file(v.Integer(10, 1000)),
+    'blkio.leaf_weight': _file(v.Integer(10, 1000)),
+    'blkio.weight_device': _file(v.KeyedLines()),
+    'blkio.throttle.read_bps_device': _file(v.KeyedLines()),
+    'blkio.throttle.write_bps_device': _file(v.KeyedLines()),
+    'blkio.throttle.read_iops_device': _file(v.KeyedLines()),
+    'blkio.throttle.write_iops_device': _file(v.KeyedLines()),
+    'net_prio.ifpriomap': _file(v.KeyedLines()),
+    'net_cls.classid': _file(v.HexOrInt()),
+    'devices.list': _file(v.DeviceList(), EARLY, hints=_DEVICES_HINTS),
+    'freezer.state': _file(v.FreezerState(), LAST),
+    'cgroup.clone_children': _file(v.Flag(), EARLY),
+    'notify_on_release': _file(v.Flag()),
+    # cgroup v2
+    'memory.max': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.high': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.low': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.min': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.swap.max': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.swap.high': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.zswap.max': _file(v.MemorySize(unlimited_text='max'), version=_V2),
+    'memory.zswap.writeback': _file(v.Kind(), version=_V2),
+    'memory.oom.group': _file(v.Flag(), version=_V2),
+    'cpu.max': _file(v.CpuMax(), PAIR, _V2),
+    'cpu.max.burst': _file(v.Integer(0, None), PAIR, _V2),
+    'cpu.weight': _file(v.Integer(1, 10000), version=_V2),
+    'cpu.weight.nice': _file(v.Integer(-20, 19), version=_V2),
+    'io.max': _file(v.IoMax(), version=_V2),
+    'io.weight': _file(v.IoWeight(), version=_V2),
+    'io.bfq.weight': _file(v.IoWeight(), version=_V2),
+    'io.prio.class': _file(v.Kind(), version=_V2),
+    'cpuset.cpus.partition': _file(v.Partition(), version=_V2, hints=_CPUSET_HINTS),
+    'rdma.max': _file(v.Kind(), version=_V2),
+    'misc.max': _file(v.Kind(), version=_V2),
+    'cgroup.subtree_control': _file(v.ControllerSet(), version=_V2),
+    'cgroup.type': _file(v.Kind(), EARLY, _V2),
+    'cgroup.max.descendants': _file(v.Integer(0, None, unlimited_text='max'), version=_V2),
+    'cgroup.max.depth': _file(v.Integer(0, None, unlimited_text='max'), version=_V2),
+    'cgroup.freeze': _file(v.Flag(), LAST, _V2),
+}
+
+# The write-order sets that plan.py walks (views of FILES).
+HIERARCHICAL_SETS = frozenset(name for name, f in FILES.items() if f.order == SET)
+
+
+def file_of(name):
+    """The File record of a cgroup file. A file without a record of its own
+    (a huge page size, an option this collection does not know) gets one
+    from its name: hugetlb files are memory sizes of their page size
+    (cgroup v2's end in .max), other *limit_in_bytes files memory sizes,
+    and the rest text; its hints are those of its controller's files."""
+    found = FILES.get(name)
+    if found is not None:
+        return found
+    huge = _HUGETLB_RE.match(name)
+    if huge:
+        kind = v.MemorySize(granularity=int(huge.group(1)) * _HUGE_UNITS[huge.group(2)],
+                            unlimited_text='max' if huge.group(3).endswith('max') else '-1')
+    elif name.endswith('limit_in_bytes'):
+        kind = v.MemorySize()
+    else:
+        kind = v.Kind()
+    version = _V2 if name.startswith('hugetlb.') and name.endswith('.max') else 1
+    return File(kind, NORMAL, None, version, _hints_by_name(name))
+
+
+def _hints_by_name(name):
+    """The hints of a file without a record: those of its family's files."""
+    hints = {}
+    if name.startswith('memory.') and name.endswith('limit_in_bytes'):
+        hints.update(_MEMORY_LIMIT_HINTS)
+    if name.startswith('memory.memsw'):
+        hints[errno.EINVAL] = _MEMSW_HINTS[errno.EINVAL]
+    if '.memsw.' in name:
+        hints[errno.ENOENT] = _MEMSW_HINTS[errno.ENOENT]
+    for prefix, family in (('cpu.cfs_', _CFS_HINTS), ('cpuset.', _CPUSET_HINTS), ('devices.', _DEVICES_HINTS)):
+        if name.startswith(prefix):
+            hints.update(family)
+    return hints
+
+
+def kind_of(name):
+    found = FILES.get(name)
+    return found.kind if found is not None else file_of(name).kind
 
 
 def controller_of(name):
@@ -120,19 +220,6 @@ def controller_of(name):
     if name in CORE_SETTINGS or name.startswith('cgroup.') or name == 'tasks':
         return None
     return name.split('.', 1)[0]
-
-
-def kind_of(name):
-    kind = _KINDS.get(name)
-    if kind is not None:
-        return kind
-    huge = _HUGETLB_RE.match(name)
-    if huge:
-        return v.MemorySize(granularity=int(huge.group(1)) * _HUGE_UNITS[huge.group(2)],
-                            unlimited_text='max' if huge.group(3).endswith('max') else '-1')
-    if name.endswith('limit_in_bytes'):
-        return v.MemorySize()
-    return v.Kind()
 
 
 def refusal_reason(name):

@@ -15,12 +15,14 @@ import pwd
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import fit
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import report as report_mod
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import (
-    Applier, show_mode, show_value)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report, show_mode, show_value
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
     ApplyError, Refusal, SpecError)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
@@ -36,16 +38,47 @@ def resolve_id(field, name):
         return None
 
 
-def given(params, name, default):
-    """A parameter as the caller gave it; the default only when it is left
-    out. An empty text or a zero is a value, not a request for the default:
-    mode "" is no mode, lock_timeout 0 means do not wait."""
+# The module's parameters, as AnsibleModule checks them (cgroup_restore.py
+# passes this on). read_request takes each parameter as it is given, and
+# the default from here where it is left out (None): callers other than the
+# module (the benchmarks, the tests) give only some. `mode` has no choices:
+# policy.parse_mode refuses a combination with a message that says modes
+# cannot be combined, which AnsibleModule's choice check would not.
+ARGUMENT_SPEC = dict(
+    spec=dict(type='dict'),
+    src=dict(type='path'),
+    format=dict(type='str', default='auto', choices=['auto', 'native', 'criu', 'crit_json', 'cgconfig']),
+    mode=dict(type='str', default=policy.DEFAULT_MODE),
+    restore_properties=dict(type='str', default='all', choices=list(sp.RESTORE_PROPERTIES)),
+    mountpoint=dict(type='path', default='/sys/fs/cgroup'),
+    root=dict(type='str'),
+    roots=dict(type='dict'),
+    root_from=dict(type='str'),
+    prune=dict(type='bool', default=False),
+    lock_timeout=dict(type='int', default=60),
+    missing_properties=dict(type='str', default='fail', choices=list(policy.MISSING_PROPERTIES)),
+    translate=dict(type='str', default='auto', choices=['auto', 'never']),
+    translate_unmappable=dict(type='str', default='fail', choices=['fail', 'skip']),
+    fit_destination=dict(type='str', default='refuse', choices=list(fit.POLICIES)),
+    root_controllers=dict(type='list', elements='str'),
+    allow_systemd_managed=dict(type='bool', default=False),
+    report=dict(type='str', default='full', choices=list(report_mod.CHOICES)),
+)
+
+
+def given(params, name):
+    """A parameter as the caller gave it; its default (ARGUMENT_SPEC) only
+    when it is left out. An empty text or a zero is a value, not a request
+    for the default: mode "" is no mode, lock_timeout 0 means do not wait."""
     value = params.get(name)
-    return default if value is None else value
+    return ARGUMENT_SPEC[name].get('default') if value is None else value
 
 
-def _choice(params, name, choices, default):
-    value = given(params, name, default)
+def _choice(params, name):
+    """A parameter with choices, checked here too: callers other than the
+    module skip AnsibleModule's check."""
+    value = given(params, name)
+    choices = ARGUMENT_SPEC[name]['choices']
     if value not in choices:
         raise SpecError('Invalid %s %r: choose one of %s.' % (name, value, ', '.join(choices)))
     return value
@@ -53,7 +86,7 @@ def _choice(params, name, choices, default):
 
 def lock_timeout(params):
     """Seconds to wait for the host lock: 0 is not at all."""
-    value = given(params, 'lock_timeout', 60)
+    value = given(params, 'lock_timeout')
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise SpecError('Invalid lock_timeout %r: give the seconds to wait for the host lock, 0 for not at all.'
                         % (value,))
@@ -62,18 +95,17 @@ def lock_timeout(params):
 
 def read_request(params, warn=None):
     """Validate the module's parameters into (spec, options)."""
-    mode = sp.parse_mode(given(params, 'mode', 'strict'))
-    if params.get('prune') and mode == 'strict':
-        raise SpecError('Invalid options: prune works only with mode opport or bind; strict never adopts '
-                        'existing cgroups, so it has nothing to prune.')
-    mountpoint = given(params, 'mountpoint', '/sys/fs/cgroup')
+    mode = policy.parse_mode(given(params, 'mode'))
+    if given(params, 'prune'):
+        policy.check_prune(policy.mode(mode))
+    mountpoint = given(params, 'mountpoint')
     if not isinstance(mountpoint, str) or not mountpoint.startswith('/'):
         raise SpecError('Invalid mountpoint %r: give the absolute path where the hierarchies are mounted.'
                         % (mountpoint,))
-    restore_properties = _choice(params, 'restore_properties', sp.RESTORE_PROPERTIES, 'all')
-    missing_properties = _choice(params, 'missing_properties', ('fail', 'warn'), 'fail')
-    translate = _choice(params, 'translate', ('auto', 'never'), 'auto')
-    unmappable = _choice(params, 'translate_unmappable', ('fail', 'skip'), 'fail')
+    restore_properties = _choice(params, 'restore_properties')
+    missing_properties = _choice(params, 'missing_properties')
+    translate = _choice(params, 'translate')
+    unmappable = _choice(params, 'translate_unmappable')
     lock_timeout(params)
     data = params.get('spec')
     if data is None:
@@ -81,7 +113,7 @@ def read_request(params, warn=None):
             raise SpecError('Invalid options: give the spec inline (spec) or as a file on the target (src).')
         # imported here: only a spec file needs the format readers (and subprocess)
         from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
-        data, notes = formats.load_src(params['src'], given(params, 'format', 'auto'))
+        data, notes = formats.load_src(params['src'], given(params, 'format'))
         for note in notes:
             (warn or (lambda message: None))(note)
         if data is formats.NOTHING_TO_RESTORE:
@@ -94,14 +126,15 @@ def read_request(params, warn=None):
     options = sp.Options(
         mode=mode,
         restore_properties=restore_properties,
-        prune=bool(params.get('prune')),
+        prune=bool(given(params, 'prune')),
         remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
         mountpoint=mountpoint,
         missing_properties=missing_properties,
-        allow_systemd_managed=bool(params.get('allow_systemd_managed')),
+        allow_systemd_managed=bool(given(params, 'allow_systemd_managed')),
         translate=translate,
         translate_unmappable=unmappable,
-        fit_destination=_choice(params, 'fit_destination', fit.POLICIES, 'refuse'))
+        fit_destination=_choice(params, 'fit_destination'),
+        report=_choice(params, 'report'))
     return spec, options
 
 
@@ -131,7 +164,7 @@ class _Host:
             if target.planned or name in self.handles:
                 continue
             try:
-                self.handles[name] = cgroupfs.Hierarchy(target.hierarchy.mount_point, target.hierarchy.version)
+                self.handles[name] = cgroupfs.OpenHierarchy(target.hierarchy.mount_point, target.hierarchy.version)
             except (OSError, cgroupfs.NotCgroupFS) as exc:
                 raise Refusal('Failed to open hierarchy %s at %s: %s. Nothing was written.'
                               % (name, target.hierarchy.mount_point, exc))
@@ -169,8 +202,12 @@ def run(params, check_mode=False, want_diff=False, warn=None):
     tenth of a no-op run on a big tree."""
     paused = gc.isenabled()
     gc.disable()
+    choice = given(params, 'report')  # checked by read_request, in _run
     try:
-        return _run(params, check_mode, want_diff, warn)
+        return report_mod.shape(_run(params, check_mode, want_diff, warn), choice)
+    except ApplyError as exc:
+        report_mod.shape(exc.report, choice)
+        raise
     finally:
         if paused:
             gc.enable()
@@ -251,8 +288,9 @@ def _run_applier(applier, host, spec, options, plan):
     if report['failed_items']:
         report['changed'] = bool(report['created'] or report['writes'] or report['perms']
                                  or report['removed'] or report['mounted'])
-        raise ApplyError('Failed to apply %d item(s) in opport mode; the rest was applied: %s'
-                         % (len(report['failed_items']), '; '.join(i['error'] for i in report['failed_items'][:5])),
+        raise ApplyError('Failed to apply %d item(s) in %s mode; the rest was applied: %s'
+                         % (len(report['failed_items']), options.mode,
+                            '; '.join(i['error'] for i in report['failed_items'][:5])),
                          report)
     return report
 
@@ -271,31 +309,24 @@ def _owner_after(action):
 
 
 def predicted_report(actions, page_size):
-    """What a run of these actions reports, before it runs (check mode)."""
-    report = dict(created=[], mounted=[], writes=[], perms=[], removed=[], failed_items=[])
-    writes = {}
+    """What a run of these actions reports, before it runs (check mode): the
+    same builder as a real run's (report.Report), given the values the
+    kernel will read back instead of those it read back."""
+    report = Report()
     for a in actions:
-        where = dict(cgroup=sp.show_path(a.path), hierarchy=a.hierarchy)
         if a.kind == 'mount':
-            report['mounted'].append(dict(hierarchy=a.hierarchy, path=a.spec_value, options=a.after))
+            report.mounted(a)
         elif a.kind == 'mkdir':
-            report['created'].append(where)
+            report.created(a)
         elif a.kind == 'rmdir':
-            report['removed'].append(where)
+            report.removed(a)
         elif a.kind == 'write':
-            key = (a.hierarchy, a.path, a.prop)
-            if key in writes:
-                writes[key]['after'] = _expected(a.prop, a.after, page_size)
-                continue
-            writes[key] = dict(where, property=a.prop, before=show_value(a.prop, a.before),
-                               after=_expected(a.prop, a.after, page_size), spec_value=a.spec_value)
-            report['writes'].append(writes[key])
+            report.wrote(a, _expected(a.prop, a.after, page_size))
         elif a.kind == 'chmod':
-            report['perms'].append(dict(where, file=a.prop, mode_before=show_mode(a.before),
-                                        mode_after=show_mode(a.after)))
+            report.chmod(a, a.after)
         elif a.kind == 'chown':
-            report['perms'].append(dict(where, file=a.prop, owner_before=a.before, owner_after=_owner_after(a)))
-    return report
+            report.chown(a, _owner_after(a))
+    return report.result
 
 
 def _perm_lines(target, state):

@@ -223,7 +223,7 @@ def take(params, warn=None):
     reader = _Reader(selection, params.get('perms', True) is not False, warn)
     for hierarchy in _hierarchies(mountpoint, params.get('controllers')):
         try:
-            fs = cgroupfs.Hierarchy(hierarchy.mount_point, hierarchy.version)
+            fs = cgroupfs.OpenHierarchy(hierarchy.mount_point, hierarchy.version)
         except (OSError, cgroupfs.NotCgroupFS) as exc:
             raise Refusal('Failed to open hierarchy %s at %s: %s.' % (hierarchy.name, hierarchy.mount_point, exc))
         try:

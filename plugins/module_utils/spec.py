@@ -15,7 +15,6 @@ from operator import attrgetter
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
-MODES = ('strict', 'opport', 'bind')
 RESTORE_PROPERTIES = ('all', 'created', 'none')
 _FULL_FORM_KEYS = frozenset(['controllers', 'perms', 'file_perms', 'properties'])
 _NAME_MAX = 255
@@ -31,7 +30,7 @@ CgroupSpec = namedtuple('CgroupSpec', 'path controllers perms file_perms propert
 Spec = namedtuple('Spec', 'cgroups')
 Remap = namedtuple('Remap', 'root roots root_from')
 Options = namedtuple('Options', ('mode restore_properties prune remap mountpoint missing_properties '
-                                 'allow_systemd_managed translate translate_unmappable fit_destination'))
+                                 'allow_systemd_managed translate translate_unmappable fit_destination report'))
 
 
 def show_path(path):
@@ -39,17 +38,10 @@ def show_path(path):
     return '/'.join(path) if path else '/'
 
 
-def parse_mode(mode):
-    words = [w.strip() for w in str(mode).replace('|', ',').replace('+', ',').split(',') if w.strip()]
-    if len(words) != 1 or words[0] not in MODES:
-        raise SpecError(
-            "Invalid mode %r: choose exactly one of strict, opport or bind; "
-            "modes cannot be combined." % (mode,))
-    return words[0]
-
-
-def split_path(text, what='cgroup path'):
-    """Validate a cgroup path and split it into components; '/' is ()."""
+def split_path(text, what='cgroup path', known_good=None):
+    """Validate a cgroup path and split it into components; '/' is ().
+    known_good: a set of components already found valid, kept by a _Reader
+    for the paths of one spec (a tree repeats its containers' names)."""
     if not isinstance(text, str):
         raise SpecError('Invalid %s %r: expected a string.' % (what, text))
     if text == '':
@@ -63,16 +55,13 @@ def split_path(text, what='cgroup path'):
         return ()
     components = tuple(inner.split('/'))
     for component in components:
-        if component not in _GOOD_COMPONENTS:
+        if known_good is None or component not in known_good:
             reason = _component_problem(component)
             if reason:
                 raise SpecError('Invalid %s %r: component %r %s.' % (what, text, component, reason))
-            _GOOD_COMPONENTS.add(component)
+            if known_good is not None:
+                known_good.add(component)
     return components
-
-
-# Components already found valid: a tree repeats its containers' names.
-_GOOD_COMPONENTS = set()
 
 
 def _component_problem(component):
@@ -175,20 +164,6 @@ def show_perms_key(controllers):
     return ','.join(controllers)
 
 
-def _parse_controllers(where, value):
-    if isinstance(value, list):
-        key = tuple(value)
-        found = _CONTROLLERS_SEEN.get(key)
-        if found is None:
-            found = _CONTROLLERS_SEEN[key] = _check_controllers(where, value)
-        return found
-    return _check_controllers(where, value)
-
-
-# Controller lists already validated; every cgroup of a tree repeats a few.
-_CONTROLLERS_SEEN = {}
-
-
 def _check_controllers(where, value):
     if isinstance(value, str):
         value = [c.strip() for c in value.split(',')]
@@ -203,33 +178,118 @@ def _check_controllers(where, value):
     return tuple(sorted(set(names)))
 
 
-def _parse_property(where, name, value):
-    # A tree repeats the same few (name, value) pairs: each is validated and
-    # parsed once. The key has the value's type, so 1, 1.0, True and '1' stay apart.
-    key = (name, value.__class__, value) if value.__class__ in (str, int) else None
-    if key is not None:
-        found = _PROPERTIES_SEEN.get(key)
+_new = tuple.__new__  # a namedtuple from a tuple of all its fields, without the keyword handling
+
+
+def _where(path):
+    return 'cgroup %r' % show_path(path)
+
+
+class _Reader:
+    """Reads the cgroups of one spec (made per load_spec call). A tree
+    repeats the same few names, controller lists and property mappings:
+    each is validated and parsed once, in memos that live as long as the
+    reader, so nothing carries over from one spec to the next."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve
+        self.good_components = set()  # path components found valid
+        self.controllers_seen = {}  # controller list (tuple) -> validated
+        self.properties_seen = {}  # (name, type, value) -> Property, for str and int values
+        self.property_sets_seen = {}  # (items, their types) -> parsed properties, for plain values
+        self.names_allowed = set()  # property names that refusal_reason allows
+
+    def cgroup(self, key, body):
+        path = split_path(key, known_good=self.good_components)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise SpecError('Invalid spec: %s: expected a mapping of properties or of '
+                            'controllers/perms/file_perms/properties.' % _where(path))
+        if not _FULL_FORM_KEYS.isdisjoint(body):
+            unknown = set(body) - _FULL_FORM_KEYS if not _FULL_FORM_KEYS.issuperset(body) else None
+            if unknown:
+                raise SpecError('Invalid spec: %s: unknown key(s) %s; put properties under "properties".'
+                                % (_where(path), ', '.join(sorted(str(k) for k in unknown))))
+            props = body.get('properties') or {}
+            if not isinstance(props, dict):
+                raise SpecError('Invalid spec: %s: properties must be a mapping.' % _where(path))
+            file_perms = body.get('file_perms') or {}
+            perms = body.get('perms')
+            controllers = body.get('controllers')
+        else:
+            props = body
+            file_perms, perms, controllers = {}, None, None
+        parsed = self._properties(path, props)
+        if not isinstance(file_perms, dict):
+            raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % _where(path))
+        resolve = self.resolve
+        files = []
+        for name in sorted(file_perms, key=str) if file_perms else ():
+            if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
+                raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
+                                % (_where(path), name))
+            files.append((name, parse_perms_value('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
+        if controllers is not None:
+            controllers = self._controllers(_where(path), controllers)
+        return _new(CgroupSpec, (path, controllers,
+                                 parse_perms_value(_where(path), perms, resolve) if perms is not None else None,
+                                 tuple(files), parsed))
+
+    def _controllers(self, where, value):
+        if not isinstance(value, list):
+            return _check_controllers(where, value)
+        key = tuple(value)
+        found = self.controllers_seen.get(key)
+        if found is None:
+            found = self.controllers_seen[key] = _check_controllers(where, value)
+        return found
+
+    def _properties(self, path, props):
+        """The cgroup's properties, sorted by name. Each mapping of plain
+        values (str, int) is validated and parsed once, keyed by its items
+        and their types (1, 1.0, True and '1' stay apart)."""
+        try:
+            types = tuple(map(type, props.values()))
+            key = (tuple(props.items()), types) if _PLAIN_TYPES.issuperset(types) else None
+            found = self.property_sets_seen.get(key) if key is not None else None
+        except TypeError:  # a key that is no string, or not hashable: the slow way names it
+            key = found = None
         if found is not None:
             return found
-    prop = _check_property(where, name, value)
-    if key is not None:
-        _PROPERTIES_SEEN[key] = prop
-    return prop
+        where = _where(path)
+        for name in props:
+            if not isinstance(name, str):
+                raise SpecError('Invalid spec: %s: property name %r is not a string.' % (where, name))
+        parsed = tuple(self._property(where, name, props[name]) for name in sorted(props))
+        if 'memory.limit_in_bytes' in props and 'memory.memsw.limit_in_bytes' in props:
+            _check_memsw(where, parsed)
+        if key is not None:
+            self.property_sets_seen[key] = parsed
+        return parsed
+
+    def _property(self, where, name, value):
+        # Each (name, value) pair is validated and parsed once. The key has
+        # the value's type, so 1, 1.0, True and '1' stay apart.
+        key = (name, value.__class__, value) if value.__class__ in (str, int) else None
+        if key is not None:
+            found = self.properties_seen.get(key)
+            if found is not None:
+                return found
+        if name in self.names_allowed:
+            reason = None
+        else:
+            reason = properties.refusal_reason(name)
+            if not reason:
+                self.names_allowed.add(name)
+        prop = _check_property(where, name, value, reason)
+        if key is not None:
+            self.properties_seen[key] = prop
+        return prop
 
 
-# (name, type, value) -> Property, for values of the plain types (str, int).
-_PROPERTIES_SEEN = {}
-# Property names that refusal_reason allows.
-_NAMES_ALLOWED = set()
-
-
-def _check_property(where, name, value):
-    if name in _NAMES_ALLOWED:
-        reason = None
-    else:
-        reason = properties.refusal_reason(name)
-        if not reason:
-            _NAMES_ALLOWED.add(name)
+def _check_property(where, name, value, reason):
+    """The Property of a name and value; reason: why the name is refused, or None."""
     if reason:
         raise SpecError('Invalid spec: %s, property %r: refused, %s.' % (where, name, reason))
     if value is None:
@@ -241,79 +301,7 @@ def _check_property(where, name, value):
     return Property(name, canonical, value)
 
 
-_new = tuple.__new__  # a namedtuple from a tuple of all its fields, without the keyword handling
-
-
-def _where(path):
-    return 'cgroup %r' % show_path(path)
-
-
-def _parse_cgroup(key, body, resolve):
-    path = split_path(key)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise SpecError('Invalid spec: %s: expected a mapping of properties or of '
-                        'controllers/perms/file_perms/properties.' % _where(path))
-    if not _FULL_FORM_KEYS.isdisjoint(body):
-        unknown = set(body) - _FULL_FORM_KEYS if not _FULL_FORM_KEYS.issuperset(body) else None
-        if unknown:
-            raise SpecError('Invalid spec: %s: unknown key(s) %s; put properties under "properties".'
-                            % (_where(path), ', '.join(sorted(str(k) for k in unknown))))
-        props = body.get('properties') or {}
-        if not isinstance(props, dict):
-            raise SpecError('Invalid spec: %s: properties must be a mapping.' % _where(path))
-        file_perms = body.get('file_perms') or {}
-        perms = body.get('perms')
-        controllers = body.get('controllers')
-    else:
-        props = body
-        file_perms, perms, controllers = {}, None, None
-    parsed = _parse_properties(path, props)
-    if not isinstance(file_perms, dict):
-        raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % _where(path))
-    files = []
-    for name in sorted(file_perms, key=str) if file_perms else ():
-        if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
-            raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
-                            % (_where(path), name))
-        files.append((name, parse_perms_value('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
-    if controllers is not None:
-        found = _CONTROLLERS_SEEN.get(tuple(controllers)) if isinstance(controllers, list) else None
-        controllers = found if found is not None else _parse_controllers(_where(path), controllers)
-    return _new(CgroupSpec, (path, controllers,
-                             parse_perms_value(_where(path), perms, resolve) if perms is not None else None,
-                             tuple(files), parsed))
-
-
-def _parse_properties(path, props):
-    """The cgroup's properties, sorted by name. A tree repeats the same few
-    property mappings: each mapping of plain values (str, int) is validated
-    and parsed once, keyed by its items and their types (1, 1.0, True and
-    '1' stay apart)."""
-    try:
-        types = tuple(map(type, props.values()))
-        key = (tuple(props.items()), types) if _PLAIN_TYPES.issuperset(types) else None
-        found = _PROPERTY_SETS_SEEN.get(key) if key is not None else None
-    except TypeError:  # a key that is no string, or not hashable: the slow way names it
-        key = found = None
-    if found is not None:
-        return found
-    where = _where(path)
-    for name in props:
-        if not isinstance(name, str):
-            raise SpecError('Invalid spec: %s: property name %r is not a string.' % (where, name))
-    parsed = tuple(_parse_property(where, name, props[name]) for name in sorted(props))
-    if 'memory.limit_in_bytes' in props and 'memory.memsw.limit_in_bytes' in props:
-        _check_memsw(where, parsed)
-    if key is not None:
-        _PROPERTY_SETS_SEEN[key] = parsed
-    return parsed
-
-
 _PLAIN_TYPES = frozenset([str, int])
-# (items, their types) -> parsed properties, for mappings of plain values.
-_PROPERTY_SETS_SEEN = {}
 
 
 def _check_memsw(where, parsed):
@@ -472,16 +460,15 @@ def load_spec(data, resolve=None):
     if version not in (1, '1'):
         raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
     cgroups = data.get('cgroups')
-    for seen_cache in (_GOOD_COMPONENTS, _CONTROLLERS_SEEN, _PROPERTIES_SEEN, _PROPERTY_SETS_SEEN, _NAMES_ALLOWED):
-        seen_cache.clear()  # kept for one spec only
     if not isinstance(cgroups, dict) or not cgroups:
         raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')
     parsed = []
     seen = {}
+    reader = _Reader(resolve)
     for key in cgroups:
         if not isinstance(key, str):
             raise SpecError('Invalid spec: cgroup path %r is not a string.' % (key,))
-        cg = _parse_cgroup(key, cgroups[key], resolve)
+        cg = reader.cgroup(key, cgroups[key])
         if cg.path in seen:
             raise SpecError('Invalid spec: %r and %r name the same cgroup.' % (seen[cg.path], key))
         seen[cg.path] = key

@@ -8,27 +8,19 @@ each choice are in docs/TRANSLATION.md."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import Property
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED
 
-# cpu.idle has the same name and meaning in both versions.
-SHARED = frozenset(['pids.max', 'cpuset.cpus', 'cpuset.mems', 'cpu.idle'])
-V2_ONLY = frozenset(['memory.max', 'memory.high', 'memory.low', 'memory.min', 'memory.swap.max',
-                     'memory.swap.high', 'memory.zswap.max', 'memory.zswap.writeback', 'memory.oom.group',
-                     'cpu.max', 'cpu.max.burst', 'cpu.weight', 'cpu.weight.nice', 'io.max', 'io.weight',
-                     'io.bfq.weight', 'io.prio.class', 'cpuset.cpus.partition', 'rdma.max', 'misc.max',
-                     'cgroup.subtree_control', 'cgroup.type', 'cgroup.max.descendants', 'cgroup.max.depth',
-                     'cgroup.freeze'])
-
 
 def is_v2_name(name):
-    return name in V2_ONLY or (name.startswith('hugetlb.') and name.endswith('.max'))
+    """A cgroup v2 name (its record in properties.FILES says so)."""
+    return properties.file_of(name).version == 2
 
 
 def is_v1_name(name):
-    if name in SHARED or is_v2_name(name):
-        return False
-    return True
+    """A cgroup v1 name: neither a v2 name nor one both versions share (pids.max, cpu.idle, ...)."""
+    return properties.file_of(name).version == 1
 
 
 def shares_to_weight(shares):

@@ -23,7 +23,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier, show_mode
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import show_mode
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
@@ -76,7 +77,7 @@ def decide_rmdir(children, tasks):
 
 
 class Replay:
-    """Replays a Record backwards through handles {hierarchy: cgroupfs.Hierarchy}."""
+    """Replays a Record backwards through handles {hierarchy: cgroupfs.OpenHierarchy}."""
 
     def __init__(self, record, handles, mounted, check_mode, page_size):
         self.record = record
@@ -352,7 +353,7 @@ def _open(record):
             if h is None:
                 continue
             try:
-                handles[name] = cgroupfs.Hierarchy(h.mount_point, h.version)
+                handles[name] = cgroupfs.OpenHierarchy(h.mount_point, h.version)
             except (OSError, cgroupfs.NotCgroupFS) as exc:
                 raise Refusal('Failed to open hierarchy %s at %s: %s. Nothing was changed.'
                               % (name, h.mount_point, _reason(exc) if isinstance(exc, OSError) else exc))

@@ -36,11 +36,11 @@ from collections import namedtuple
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import values as v
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.policy import MODE_NAMES
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path, split_path
 
 VERSION = 1
 STEPS = ('mount', 'mkdir', 'write', 'chmod', 'chown', 'rmdir')
-MODES = ('strict', 'opport', 'bind')
 
 # One parsed step. path: tuple of components; name: the property (write) or
 # the file (chmod/chown, None for the directory); before/after: canonical
@@ -174,8 +174,8 @@ def read_record(data):
     if not isinstance(mountpoint, str) or not mountpoint.startswith('/'):
         raise SpecError('Invalid undo record: mountpoint %r is not an absolute path.' % (mountpoint,))
     mode = data.get('mode')
-    if mode not in MODES:
-        raise SpecError('Invalid undo record: mode %r is not one of %s.' % (mode, ', '.join(MODES)))
+    if mode not in MODE_NAMES:
+        raise SpecError('Invalid undo record: mode %r is not one of %s.' % (mode, ', '.join(MODE_NAMES)))
     steps = data.get('steps')
     if not isinstance(steps, list):
         raise SpecError('Invalid undo record: steps must be a list.')

@@ -21,6 +21,50 @@ _SIZE_RE = re.compile(r'^([0-9]+)\s*([kmgtpe]?)(i?b)?$', re.IGNORECASE)
 _INT_RE = re.compile(r'^-?[0-9]+$')
 
 
+class Comparisons:
+    """Whether the kernel's texts already mean the spec's values, the way the
+    kernel means them (Kind.same). Each (file, text, wanted value) is decided
+    once: a tree shows the same few texts again and again. One is made per
+    observe and per plan. kind_of: a file name -> its Kind."""
+
+    def __init__(self, kind_of, page_size):
+        self._kind_of = kind_of
+        self.page_size = page_size
+        self._seen = {}
+
+    def compare(self, name, wanted, raw):
+        """(same, current): whether the text raw of file name means wanted,
+        and its value (canonical). ValueError when the text does not parse."""
+        key = (name, raw, wanted)
+        try:
+            found = self._seen.get(key)
+        except TypeError:  # an unhashable value: compared, not kept
+            key = found = None
+        if found is None:
+            kind = self._kind_of(name)
+            current = kind.read(raw)
+            found = (kind.same(wanted, current, self.page_size), current)
+            if key is not None:
+                self._seen[key] = found
+        return found
+
+    def unchanged(self, name, wanted, raw):
+        """True when the text raw already means wanted; False when it
+        differs, the file is missing (raw None) or its text does not parse."""
+        if raw is None:
+            return False
+        try:
+            found = self._seen.get((name, raw, wanted))  # the usual answer: one lookup
+        except TypeError:
+            found = None
+        if found is None:
+            try:
+                found = self.compare(name, wanted, raw)
+            except ValueError:
+                return False
+        return found[0]
+
+
 def _scalar_text(value):
     """Text of a scalar spec value; lists and mappings are not scalars."""
     if isinstance(value, bool):

@@ -1,4 +1,4 @@
-"""The mode table of DESIGN.md, row by row, on the real kernel (sandboxed)."""
+"""The mode table of docs/ARCHITECTURE.md (policy.MODES), row by row, on the real kernel (sandboxed)."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""The order-of-writes rules of DESIGN.md, shown by kernel refusals that a
+"""The order-of-writes rules of docs/ARCHITECTURE.md, shown by kernel refusals that a
 wrong order would meet."""
 
 import os

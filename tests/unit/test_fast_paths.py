@@ -124,7 +124,7 @@ def fake_mount(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroupfs, 'fs_magic', lambda fd: cgroupfs.CGROUP_SUPER_MAGIC)
     root = tmp_path / 'mnt'
     root.mkdir()
-    fs = cgroupfs.Hierarchy(str(root), 1)
+    fs = cgroupfs.OpenHierarchy(str(root), 1)
     yield root, fs
     fs.close()
 

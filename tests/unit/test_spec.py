@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import SpecError
 
@@ -65,11 +66,11 @@ def test_duplicates_after_normalising_are_refused():
 @pytest.mark.parametrize('mode', ['strict,opport', 'bind+strict', '', 'soft', 'strict opport'])
 def test_modes_cannot_be_combined(mode):
     with pytest.raises(SpecError, match='cannot be combined'):
-        sp.parse_mode(mode)
+        policy.parse_mode(mode)
 
 
 def test_mode_words():
-    assert [sp.parse_mode(m) for m in ('strict', ' opport ', 'bind')] == ['strict', 'opport', 'bind']
+    assert [policy.parse_mode(m) for m in ('strict', ' opport ', 'bind')] == ['strict', 'opport', 'bind']
 
 
 @pytest.mark.parametrize('data,message', [
