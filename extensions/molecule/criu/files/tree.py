@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """The process tree of the Molecule scenario criu, on the VM's cgroup v2.
 
     tree.py start STATE   make ct, ct/app and ct/db with their limits, start a
