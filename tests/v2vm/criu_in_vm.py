@@ -203,12 +203,14 @@ def expected_lines(kind, level):
     return sorted(lines)
 
 
-def start_tree(kind):
+def start_tree(kind, script=TREE, extra_args=()):
+    """(parent, {pid: level}) of the tree run by script (TREE, or one that
+    extends it and takes extra_args after the cgroup.procs files)."""
     app = ':'.join(procs_files(kind, 'ct/app'))
     db = ':'.join(procs_files(kind, 'ct/db'))
     with open(os.devnull, 'r+b') as null:
-        parent = subprocess.Popen(['/usr/bin/python3', '-c', TREE, app, db], stdin=null, stdout=null, stderr=null,
-                                  start_new_session=True, close_fds=True)
+        parent = subprocess.Popen(['/usr/bin/python3', '-c', script, app, db] + list(extra_args), stdin=null,
+                                  stdout=null, stderr=null, start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 60
     while True:
         kids = children(parent.pid)

@@ -47,15 +47,11 @@ ANSIBLE_PLAYBOOK = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
 # How many processes ct/app holds: the parent and its first child.
 APP_TASKS = 2
 
-# criu_in_vm.TREE, and on SIGUSR1 the parent forks children that wait until
-# a fork fails, writes how many it made to argv[3], then ends them.
-TREE = r'''
+# On SIGUSR1 the parent forks children that wait until a fork fails, writes
+# how many it made to argv[3], then ends them; the rest is criu_in_vm.TREE.
+PROBE = r'''
 import os, signal, sys, time
-app, db, probe = sys.argv[1].split(':'), sys.argv[2].split(':'), sys.argv[3]
-def join(files):
-    for name in files:
-        with open(name, 'w') as handle:
-            handle.write(str(os.getpid()))
+probe = sys.argv[3]
 def fork_until_refused(_signum, _frame):
     made = []
     error = ''
@@ -76,14 +72,8 @@ def fork_until_refused(_signum, _frame):
         handle.write('%d %s' % (len(made), error))
     os.rename(probe + '.tmp', probe)
 signal.signal(signal.SIGUSR1, fork_until_refused)
-join(app)
-for where in ([], db):
-    if os.fork() == 0:
-        join(where)
-        os.execv('/bin/sleep', ['sleep', '100000'])
-while True:
-    time.sleep(1000)
 '''
+TREE = PROBE + vm.TREE
 
 # Fails the restore at its first action-script stage, after the role's
 # cgroup restore: a criu restore that fails for a reason of its own.
@@ -91,28 +81,6 @@ FAILING_SCRIPT = '''#!/bin/sh
 [ "$CRTOOLS_SCRIPT_ACTION" = pre-restore ] && { echo "test: refusing the restore" >&2; exit 1; }
 exit 0
 '''
-
-
-def start_tree(kind, probe):
-    app = ':'.join(vm.procs_files(kind, 'ct/app'))
-    db = ':'.join(vm.procs_files(kind, 'ct/db'))
-    with open(os.devnull, 'r+b') as null:
-        parent = subprocess.Popen(['/usr/bin/python3', '-c', TREE, app, db, probe], stdin=null, stdout=null,
-                                  stderr=null, start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + 60
-    while True:
-        kids = vm.children(parent.pid)
-        if len(kids) == 2 and all(vm.comm(pid) == 'sleep' for pid in kids):
-            places = sorted(vm.cgroup_lines(pid) for pid in kids)
-            if places == sorted([vm.expected_lines(kind, 'ct/app'), vm.expected_lines(kind, 'ct/db')]):
-                break
-        if time.monotonic() > deadline:
-            raise SystemExit('the process tree did not start: children %s' % kids)
-        time.sleep(0.2)
-    tree = {parent.pid: 'ct/app'}
-    for pid in kids:
-        tree[pid] = 'ct/app' if vm.cgroup_lines(pid) == vm.expected_lines(kind, 'ct/app') else 'ct/db'
-    return parent, tree
 
 
 def fork_probe(pid, probe, timeout=60):
@@ -227,7 +195,7 @@ def main():
             json.dump(out, handle, indent=1, sort_keys=True)
 
     vm.build_tree(kind)
-    parent, tree = start_tree(kind, probe)
+    parent, tree = vm.start_tree(kind, TREE, [probe])
     out['tree'] = {str(pid): level for pid, level in tree.items()}
     out['expected_cgroup'] = {str(pid): vm.expected_lines(kind, level) for pid, level in tree.items()}
     out['original'] = {'limits': vm.read_limits(kind), 'cgroup': vm.placement(tree)}
