@@ -30,13 +30,17 @@ in qemu-system-x86_64:
   user-mode network with `restrict=on` (the guest reaches nothing outside
   qemu) and a single forward from 127.0.0.1:PORT on this machine to port 22
   of the guest, for an sshd that the command starts
-  (extensions/molecule/vm_host.py does that for Molecule).
+  (extensions/molecule/vm_host.py does that for Molecule);
+- with --systemd, systemd 252 as PID 1 instead: the root an overlay (a
+  tmpfs over the read-only 9p root), the units a test does not need masked,
+  the command a unit started after multi-user.target, and ssh.service with
+  the configuration --sshd-config names (tools/v2vm/init, systemd_boot).
 
 The command's stdout and stderr (merged) come back over the serial console
 and so does its exit code. The VM powers off when the command ends.
 
     tools/v2vm.py run [--timeout S] [--share DIR] [-e KEY=VALUE] [--ssh-port P]
-                      [--cgroup v1|v2] [--criu] -- CMD...
+                      [--cgroup v1|v2] [--criu] [--systemd [--sshd-config F]] -- CMD...
     tools/v2vm.py build         build (or find) the cached kernel image and initramfs
     tools/v2vm.py info          kernel, initramfs and qemu that would be used
 
@@ -91,6 +95,8 @@ GUEST_ADDRESS = '10.0.2.15'
 PASSED_ENV = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TERM', 'CI',
               'PYENV_ROOT', 'PYENV_VERSION', 'PYTHONPATH')
 BOOT_TIMEOUT = 120
+# systemd as PID 1 reaches multi-user.target in 1 to 6 minutes under emulation.
+SYSTEMD_BOOT_TIMEOUT = 600
 # The whole tests/v2 suite runs in one VM, under emulation, on a machine that
 # may be busy: 5 to 6 minutes at load 1 with two workers (tests/v2vm), so twice that.
 RUN_TIMEOUT = 1200
@@ -295,10 +301,20 @@ def build_initramfs(version):
 # -- running -----------------------------------------------------------------
 
 def qemu_command(kernel, initramfs, share, token, controllers=True, memory_mb=1024, cpus=2, ssh_port=None,
-                 cgroup='v2', modules=()):
+                 cgroup='v2', modules=(), systemd=False, sshd_config=None):
     if cgroup not in CGROUP_LAYOUTS:
         raise ValueError('cgroup layout %r: choose one of %s' % (cgroup, ', '.join(CGROUP_LAYOUTS)))
-    append = ' '.join([
+    if systemd and cgroup != 'v2':
+        raise ValueError('systemd boots only on the unified layout (cgroup v2) here')
+    if sshd_config and not (systemd and ssh_port):
+        raise ValueError('sshd_config is for systemd\'s ssh.service, with an ssh_port')
+    extra = []
+    if systemd:
+        # systemd prints nothing on the console but the command's output
+        # (see tools/v2vm/init, systemd_boot), and mounts cgroup2 alone.
+        extra = ['v2vm_systemd=1', 'v2vm_sshd_config=' + (sshd_config or ''), 'systemd.show_status=false',
+                 'systemd.unified_cgroup_hierarchy=1', 'systemd.log_target=kmsg', 'systemd.log_level=warning']
+    append = ' '.join(extra + [
         'console=ttyS0', 'quiet', 'panic=-1',
         # Under emulation on a loaded machine the kernel's check of the
         # IO-APIC timer can miss its ticks and panic ("IO-APIC + timer doesn't
@@ -336,7 +352,8 @@ def _run_script(argv, cwd, env):
 
 
 def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=None, cwd=None,
-        stream=None, controllers=True, kernel_version=None, ssh_port=None, cgroup='v2', criu=False):
+        stream=None, controllers=True, kernel_version=None, ssh_port=None, cgroup='v2', criu=False,
+        systemd=False, sshd_config=None):
     """Run argv as root in a fresh VM. Returns a Result; raises VMError when the
     VM cannot be built, does not reach the command within boot_timeout, or
     does not finish within timeout (then the qemu process is killed).
@@ -348,7 +365,11 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
     ssh_port: forward 127.0.0.1:ssh_port on this machine to port 22 of the
     guest (see the module's docstring). cgroup: 'v2' or 'v1', the layout of
     /sys/fs/cgroup (controllers applies to v2 only). criu: load
-    CRIU_MODULES, for `criu check`, dump and restore."""
+    CRIU_MODULES, for `criu check`, dump and restore. systemd: systemd
+    is PID 1 (on cgroup v2) and the command runs as a unit once
+    multi-user.target is reached; give a boot_timeout of minutes
+    (SYSTEMD_BOOT_TIMEOUT). sshd_config: with systemd and ssh_port,
+    ssh.service runs sshd with this file (else ssh.service is masked)."""
     if not argv:
         raise ValueError('no command given')
     if shutil.which(QEMU) is None:
@@ -372,7 +393,7 @@ def run(argv, timeout=RUN_TIMEOUT, boot_timeout=BOOT_TIMEOUT, share=None, env=No
         with open(os.path.join(share, '.v2vm-run.sh'), 'w') as handle:
             handle.write(_run_script(argv, cwd or os.getcwd(), full_env))
         cmd = qemu_command(kernel, initramfs, share, token, controllers, ssh_port=ssh_port, cgroup=cgroup,
-                           modules=CRIU_MODULES if criu else ())
+                           modules=CRIU_MODULES if criu else (), systemd=systemd, sshd_config=sshd_config)
         return _boot(cmd, token, rc_file, timeout, boot_timeout, stream)
     finally:
         if own_share:
@@ -475,8 +496,9 @@ def main(argv=None):
     p_run = sub.add_parser('run', help='boot the VM and run a command in it')
     p_run.add_argument('--timeout', type=float, default=RUN_TIMEOUT,
                        help='seconds for the whole run (default %(default)s)')
-    p_run.add_argument('--boot-timeout', type=float, default=BOOT_TIMEOUT,
-                       help='seconds until the command starts (default %(default)s)')
+    p_run.add_argument('--boot-timeout', type=float,
+                       help='seconds until the command starts (default %d, %d with --systemd)'
+                       % (BOOT_TIMEOUT, SYSTEMD_BOOT_TIMEOUT))
     p_run.add_argument('--share', help='directory shared read-write at the same path (default: a temporary one)')
     p_run.add_argument('-e', '--env', action='append', default=[], metavar='KEY=VALUE')
     p_run.add_argument('--no-controllers', action='store_true',
@@ -487,6 +509,9 @@ def main(argv=None):
                        help='v2: cgroup2 on /sys/fs/cgroup; v1: the v1 hierarchies there (default %(default)s)')
     p_run.add_argument('--criu', action='store_true',
                        help="load the kernel modules CRIU's feature checks need (%s)" % ', '.join(CRIU_MODULES))
+    p_run.add_argument('--systemd', action='store_true',
+                       help='systemd as PID 1 (cgroup v2); the command runs as a unit after multi-user.target')
+    p_run.add_argument('--sshd-config', help="with --systemd and --ssh-port: ssh.service's sshd configuration")
     p_run.add_argument('cmd', nargs=argparse.REMAINDER)
     sub.add_parser('build', help='build (or find) the cached kernel image and initramfs')
     sub.add_parser('info', help='what would be used')
@@ -511,9 +536,11 @@ def main(argv=None):
         env = dict(item.split('=', 1) for item in args.env)
         # A SIGTERM ends the run through run()'s cleanup, which kills the qemu it started.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-        result = run(cmd, timeout=args.timeout, boot_timeout=args.boot_timeout, share=args.share,
+        boot_timeout = args.boot_timeout or (SYSTEMD_BOOT_TIMEOUT if args.systemd else BOOT_TIMEOUT)
+        result = run(cmd, timeout=args.timeout, boot_timeout=boot_timeout, share=args.share,
                      env=env, stream=sys.stdout.buffer, controllers=not args.no_controllers,
-                     kernel_version=args.kernel, ssh_port=args.ssh_port, cgroup=args.cgroup, criu=args.criu)
+                     kernel_version=args.kernel, ssh_port=args.ssh_port, cgroup=args.cgroup, criu=args.criu,
+                     systemd=args.systemd, sshd_config=args.sshd_config)
     except VMError as exc:
         print('v2vm: %s' % exc, file=sys.stderr)
         return EXIT_VM_FAILED

@@ -10,7 +10,11 @@ machine. The client key, the host key and the sshd configuration are made
 here for this VM alone, in DIR/vm. It waits until Ansible could log in, then
 writes DIR/vm.json (the port, the PIDs) and DIR/known_hosts.
 
-`stop DIR` ends the sshd inside (the VM then powers off), waits for the
+`start DIR --systemd` boots systemd as PID 1 instead (tools/v2vm.py
+--systemd): the sshd is Debian's ssh.service, run with this VM's
+configuration, and the command only waits for `stop`.
+
+`stop DIR` ends the sshd inside (with --systemd: the command) (the VM then powers off), waits for the
 v2vm.py process it started, by its PID, and falls back to SIGTERM (which makes
 v2vm.py kill its qemu). It fails if the qemu process is still there.
 
@@ -36,6 +40,10 @@ from v2vm import GUEST_ADDRESS  # noqa: E402  pylint: disable=wrong-import-posit
 V2VM = os.path.join(REPO, 'tools', 'v2vm.py')
 GUEST_PORT = 22
 BOOT_SECONDS = 300
+# systemd as PID 1 reaches multi-user.target in 1 to 6 minutes under emulation.
+SYSTEMD_BOOT_SECONDS = 600
+# With --systemd, the VM's command waits for this file; `stop` makes it.
+STOP_FILE = '/run/v2vm-stop'
 # The VM powers itself off after this, should `stop` never come.
 LIFETIME_SECONDS = 3600
 
@@ -67,7 +75,7 @@ def alive(pid, started):
     return started is not None and start_time(pid) == started
 
 
-def start(directory, cgroup='v2', criu=False):
+def start(directory, cgroup='v2', criu=False, systemd=False):
     vmdir = os.path.join(directory, 'vm')
     if os.path.exists(os.path.join(directory, 'vm.json')):
         sys.exit('vm_host: a VM of this scenario is running already (%s); stop it first' % directory)
@@ -88,15 +96,21 @@ def start(directory, cgroup='v2', criu=False):
         handle.write('[127.0.0.1]:%d %s\n' % (port, host_key))
     # Root's shell start-up files (this machine's, shared read-only) may run
     # slow tools such as pyenv on every login: the guest sees them empty.
+    # (With systemd, the overlay has them empty: tools/v2vm/init.)
     command = ('for f in .bashrc .bash_profile .bash_login .profile; do '
                '[ -f /root/$f ] && mount --bind /dev/null /root/$f; done; '
                'mkdir -p /run/sshd && exec %s -D -e -f %s/sshd_config' % (SSHD, vmdir))
+    extra = []
+    if systemd:
+        command = 'while [ ! -e %s ]; do sleep 2; done' % STOP_FILE
+        extra = ['--systemd', '--sshd-config', os.path.join(vmdir, 'sshd_config'),
+                 '--boot-timeout', str(SYSTEMD_BOOT_SECONDS)]
     with open(os.path.join(vmdir, 'console.log'), 'ab') as log:
         proc = subprocess.Popen([sys.executable, V2VM, 'run', '--share', vmdir, '--ssh-port', str(port),
                                  '--timeout', str(LIFETIME_SECONDS), '--cgroup', cgroup]
-                                + (['--criu'] if criu else []) + ['--', 'sh', '-c', command],
+                                + (['--criu'] if criu else []) + extra + ['--', 'sh', '-c', command],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    state = {'port': port, 'pid': proc.pid, 'start_time': start_time(proc.pid)}
+    state = {'port': port, 'pid': proc.pid, 'start_time': start_time(proc.pid), 'systemd': systemd}
     with open(os.path.join(directory, 'vm.json'), 'w') as handle:
         json.dump(state, handle)
     begun = time.time()
@@ -104,9 +118,10 @@ def start(directory, cgroup='v2', criu=False):
         if proc.poll() is not None:
             sys.exit('vm_host: the VM ended (exit code %s) before sshd answered; see %s'
                      % (proc.returncode, os.path.join(vmdir, 'console.log')))
-        if time.time() - begun > BOOT_SECONDS:
+        limit = SYSTEMD_BOOT_SECONDS if systemd else BOOT_SECONDS
+        if time.time() - begun > limit:
             stop(directory)
-            sys.exit('vm_host: no ssh login after %ds; see %s' % (BOOT_SECONDS, os.path.join(vmdir, 'console.log')))
+            sys.exit('vm_host: no ssh login after %ds; see %s' % (limit, os.path.join(vmdir, 'console.log')))
         if subprocess.run(ssh_argv(vmdir, state, 'true'), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False).returncode == 0:
             break
@@ -127,7 +142,8 @@ def stop(directory):
         state = json.load(handle)
     pid, started = state['pid'], state['start_time']
     if alive(pid, started):
-        subprocess.run(ssh_argv(vmdir, state, 'kill $(cat /run/sshd.pid)'), stdin=subprocess.DEVNULL,
+        ending = 'touch %s' % STOP_FILE if state.get('systemd') else 'kill $(cat /run/sshd.pid)'
+        subprocess.run(ssh_argv(vmdir, state, ending), stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
         deadline = time.time() + 60
         while alive(pid, started) and time.time() < deadline:
@@ -159,11 +175,12 @@ def main(argv):
     parser.add_argument('directory')
     parser.add_argument('--cgroup', choices=['v1', 'v2'], default='v2', help='the VM\'s cgroup layout (start)')
     parser.add_argument('--criu', action='store_true', help='what CRIU needs of the kernel (start)')
+    parser.add_argument('--systemd', action='store_true', help='systemd as PID 1, sshd as ssh.service (start)')
     args = parser.parse_args(argv[1:])
     directory = os.path.abspath(args.directory)
     os.makedirs(directory, exist_ok=True)
     if args.action == 'start':
-        start(directory, cgroup=args.cgroup, criu=args.criu)
+        start(directory, cgroup=args.cgroup, criu=args.criu, systemd=args.systemd)
     else:
         stop(directory)
 
