@@ -109,7 +109,10 @@ def start(directory, cgroup='v2', criu=False, systemd=False):
         proc = subprocess.Popen([sys.executable, V2VM, 'run', '--share', vmdir, '--ssh-port', str(port),
                                  '--timeout', str(LIFETIME_SECONDS), '--cgroup', cgroup]
                                 + (['--criu'] if criu else []) + extra + ['--', 'sh', '-c', command],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                # systemd's guest may not show this checkout's path (a
+                                # host /tmp): its command needs none.
+                                cwd='/' if systemd else None)
     state = {'port': port, 'pid': proc.pid, 'start_time': start_time(proc.pid), 'systemd': systemd}
     with open(os.path.join(directory, 'vm.json'), 'w') as handle:
         json.dump(state, handle)
