@@ -2,6 +2,7 @@
 through vm_host.py's port forward, as the systemd tests of issue 14 need:
 one VM for the module, booted by `vm_host.py start DIR --systemd`."""
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,6 @@ def systemd_vm(tmp_path_factory):
     if started.returncode != 0:
         subprocess.run([sys.executable, VM_HOST, 'stop', directory], check=False)
         pytest.fail('vm_host start --systemd: %s' % started.stdout, pytrace=False)
-    import json
     with open(os.path.join(directory, 'vm.json')) as handle:
         state = json.load(handle)
     vmdir = os.path.join(directory, 'vm')
