@@ -73,13 +73,12 @@ def alive(pid, started):
     return started is not None and start_time(pid) == started
 
 
-def start(directory, cgroup='v2', criu=False, systemd=False):
-    vmdir = os.path.join(directory, 'vm')
-    if os.path.exists(os.path.join(directory, 'vm.json')):
-        sys.exit('vm_host: a VM of this scenario is running already (%s); stop it first' % directory)
+def make_ssh_files(vmdir, port):
+    """The client key, the host key, the guest sshd's configuration and the
+    known_hosts line of 127.0.0.1:port, made in vmdir for this VM alone."""
     shutil.rmtree(vmdir, ignore_errors=True)
     os.makedirs(vmdir, mode=0o700)
-    keygen = ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'molecule-vm-host']
+    keygen = ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'v2vm-host']
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'id_ed25519')], check=True)
     subprocess.run(keygen + ['-f', os.path.join(vmdir, 'ssh_host_ed25519_key')], check=True)
     with open(os.path.join(vmdir, 'sshd_config'), 'w') as handle:
@@ -87,17 +86,63 @@ def start(directory, cgroup='v2', criu=False, systemd=False):
         handle.write(SSHD_CONFIG.format(address=GUEST_ADDRESS, port=GUEST_PORT, pid_file='/run/sshd.pid',
                                         host_key=os.path.join(vmdir, 'ssh_host_ed25519_key'),
                                         authorized_keys=os.path.join(vmdir, 'id_ed25519.pub')))
-    port = free_port()
     with open(os.path.join(vmdir, 'ssh_host_ed25519_key.pub')) as handle:
         host_key = ' '.join(handle.read().split()[:2])
     with open(os.path.join(vmdir, 'known_hosts'), 'w') as handle:
         handle.write('[127.0.0.1]:%d %s\n' % (port, host_key))
-    # Root's shell start-up files (this machine's, shared read-only) may run
-    # slow tools such as pyenv on every login: the guest sees them empty.
-    # (With systemd, the overlay has them empty: tools/v2vm/init.)
-    command = ('for f in .bashrc .bash_profile .bash_login .profile; do '
-               '[ -f /root/$f ] && mount --bind /dev/null /root/$f; done; '
-               'mkdir -p /run/sshd && exec %s -D -e -f %s/sshd_config' % (SSHD, vmdir))
+
+
+def guest_sshd(vmdir, foreground=True):
+    """The shell command that starts the guest's sshd (plain boot): in the
+    foreground (it is the VM's command) or as a daemon (the command goes on).
+    Root's shell start-up files (this machine's, shared read-only) may run
+    slow tools such as pyenv on every login: the guest sees them empty.
+    (With systemd, the overlay has them empty: tools/v2vm/init.)"""
+    return ('for f in .bashrc .bash_profile .bash_login .profile; do '
+            '[ -f /root/$f ] && mount --bind /dev/null /root/$f; done; '
+            'mkdir -p /run/sshd && %s%s %s-e -f %s/sshd_config'
+            % ('exec ' if foreground else '', SSHD, '-D ' if foreground else '', vmdir))
+
+
+def inventory_vars(vmdir, port):
+    """Ansible's connection variables for the VM behind 127.0.0.1:port."""
+    return {
+        'ansible_host': '127.0.0.1', 'ansible_port': port, 'ansible_user': 'root',
+        'ansible_ssh_private_key_file': os.path.join(vmdir, 'id_ed25519'),
+        # Debian's own Python, as on a container host.
+        'ansible_python_interpreter': '/usr/bin/python3',
+        'ansible_remote_tmp': '/tmp/.ansible-remote',
+        'ansible_ssh_pipelining': True,
+        # An sshd under emulation on a busy machine may take long to answer.
+        'ansible_timeout': 60,
+        # One master connection for all tasks, as Ansible's default ssh_args
+        # keep it, which matters: a key exchange is slow under emulation.
+        # Without their -C: compressing on loopback costs the emulated CPU.
+        'ansible_ssh_args': '-o ControlMaster=auto -o ControlPersist=120s',
+        'ansible_ssh_common_args': ('-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null '
+                                    '-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes'
+                                    % os.path.join(vmdir, 'known_hosts')),
+    }
+
+
+def wait_for_login(vmdir, port, limit, alive_check=lambda: True):
+    """Until `ssh true` works (True), the limit passes or alive_check fails (False)."""
+    begun = time.time()
+    while time.time() - begun < limit and alive_check():
+        if subprocess.run(ssh_argv(vmdir, {'port': port}, 'true'), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0:
+            return True
+        time.sleep(2)
+    return False
+
+
+def start(directory, cgroup='v2', criu=False, systemd=False):
+    vmdir = os.path.join(directory, 'vm')
+    if os.path.exists(os.path.join(directory, 'vm.json')):
+        sys.exit('vm_host: a VM of this scenario is running already (%s); stop it first' % directory)
+    port = free_port()
+    make_ssh_files(vmdir, port)
+    command = guest_sshd(vmdir)
     extra = []
     if systemd:
         command = 'while [ ! -e %s ]; do sleep 2; done' % STOP_FILE
@@ -116,17 +161,12 @@ def start(directory, cgroup='v2', criu=False, systemd=False):
     # systemd as PID 1 takes minutes to reach ssh.service under emulation.
     limit = SYSTEMD_BOOT_TIMEOUT if systemd else BOOT_SECONDS
     begun = time.time()
-    while True:
+    if not wait_for_login(vmdir, port, limit, alive_check=lambda: proc.poll() is None):
         if proc.poll() is not None:
             sys.exit('vm_host: the VM ended (exit code %s) before sshd answered; see %s'
                      % (proc.returncode, os.path.join(vmdir, 'console.log')))
-        if time.time() - begun > limit:
-            stop(directory)
-            sys.exit('vm_host: no ssh login after %ds; see %s' % (limit, os.path.join(vmdir, 'console.log')))
-        if subprocess.run(ssh_argv(vmdir, state, 'true'), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, check=False).returncode == 0:
-            break
-        time.sleep(2)
+        stop(directory)
+        sys.exit('vm_host: no ssh login after %ds; see %s' % (limit, os.path.join(vmdir, 'console.log')))
     qemu = children(proc.pid)
     state.update(qemu=[(pid, start_time(pid)) for pid in qemu], boot_seconds=round(time.time() - begun, 1))
     with open(os.path.join(directory, 'vm.json'), 'w') as handle:

@@ -1,6 +1,8 @@
-"""The roles criu_checkpoint and criu_restore with the real CRIU, run by the
-real ansible-playbook inside the VM (tools/v2vm.py --criu, --cgroup v1 or
-v2; the VM is its own controller, connection local);
+"""The roles criu_checkpoint and criu_restore with the real CRIU, in the VM
+(tools/v2vm.py --criu, --cgroup v1 or v2), run by the real ansible-playbook
+on the machine outside over SSH, as an operator's controller would
+(vm_playbooks.py: this script asks for each play through the shared
+directory; it starts the processes and reads the kernel's files itself);
 tests/v2vm/test_criu_roles.py boots one VM per layout, runs this script and
 asserts on the JSON it writes.
 
@@ -17,14 +19,16 @@ these scenarios, in order, each recorded in OUT.json under its name:
                pids.max); then again;
   bind         checkpoint, every cgroup removed, restore in bind mode through
                a premounted view of ct (the cgroup_premount role); then again;
-  fail_strict  checkpoint, every cgroup removed, restore in strict mode with
-  fail_bind    (and in bind mode) a CRIU action script that fails at
-               pre-restore, after the role's cgroup restore: what the host
-               has before and after the run; then the same restore without
-               the script;
+  fail_strict  (v1, before strict's restore) and
+  fail_bind    (v2, before bind's restore): a restore with a CRIU action
+               script that fails at pre-restore, after the role's cgroup
+               restore: what the host has before and after the run;
   remap        checkpoint, every cgroup removed, restore in strict mode
                below the root r: on v2 the tree comes back in r/ct; on v1
-               the role refuses (CRIU cannot move a v1 image's tree).
+               the role refuses (CRIU cannot move a v1 image's tree);
+  migrate      (v2) the migrate playbook with the tree's PID, from r/ct on
+               the inventory's host vm to migrated/r/ct on its host
+               destination (the same VM under a second name).
 After each successful restore: each process's /proc/PID/cgroup, every limit
 on every level, and how many forks the restored parent could make below
 ct/app's pids.max (it forks on SIGUSR1 until the kernel says EAGAIN)."""
@@ -32,7 +36,7 @@ ct/app's pids.max (it forks on SIGUSR1 until the kernel says EAGAIN)."""
 import ctypes
 import json
 import os
-import re
+import itertools
 import signal
 import subprocess
 import sys
@@ -40,10 +44,12 @@ import tempfile
 import time
 
 import criu_in_vm as vm  # same directory: the tree, its limits, the readers
+import vm_playbooks  # same directory: the plays, run outside
 
 REPO = vm.REPO
 PLAYBOOKS = os.path.join(REPO, 'tests', 'v2vm', 'playbooks')
-ANSIBLE_PLAYBOOK = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
+# The plays' request names, in the order they ran.
+PLAY_NUMBERS = itertools.count(1)
 # How many processes ct/app holds: the parent and its first child.
 APP_TASKS = 2
 
@@ -97,40 +103,22 @@ def fork_probe(pid, probe, timeout=60):
     return int(count), error
 
 
-RECAP = re.compile(r'^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+# In which mode each layout shows a criu restore that fails after the
+# cgroup restore (tests/v2vm/test_criu_roles.py reads it too).
+FAILED_RESTORE = {'v1': 'strict', 'v2': 'bind'}
 
 
-def playbook(name, variables, work):
-    """ansible-playbook of tests/v2vm/playbooks/NAME.yml with VARIABLES:
-    {rc, ok, changed, failed, messages, changed_tasks, seconds}, from the
-    default callback's recap and task lines."""
-    fd, path = tempfile.mkstemp(prefix='vars-', suffix='.json', dir=work)
-    with os.fdopen(fd, 'w') as handle:
-        json.dump(variables, handle)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=vm.COLLECTIONS, HOME=work,
-               ANSIBLE_LOCAL_TEMP=os.path.join(work, 'local'), ANSIBLE_REMOTE_TMP=os.path.join(work, 'remote'),
-               ANSIBLE_PYTHON_INTERPRETER='/usr/bin/python3', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_RETRY_FILES_ENABLED='0')
-    begin = time.monotonic()
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', os.path.join(PLAYBOOKS, name + '.yml'),
-                           '-e', '@' + path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=env, cwd=work, check=False)
-    seconds = round(time.monotonic() - begin, 1)
-    recap = RECAP.search(proc.stdout)
-    task, changed_tasks, messages = None, [], []
-    for line in proc.stdout.splitlines():
-        if line.startswith('TASK ['):
-            task = line[len('TASK ['):].split(']')[0]
-        elif line.startswith('changed: [localhost]'):
-            changed_tasks.append(task)
-        elif line.startswith(('fatal: [localhost]', 'failed: [localhost]')) or '[ERROR]' in line:
-            messages.append('%s: %s' % (task, line[:3000]))
-    ok, changed, _unreachable, failed = (int(n) for n in recap.groups()) if recap else (0, None, 0, 1)
-    vm.log('%s: rc %d, ok=%s changed=%s failed=%s, %.0fs' % (name, proc.returncode, ok, changed, failed, seconds))
-    if proc.returncode != 0:
-        vm.log(proc.stdout[-4000:])
-    return {'rc': proc.returncode, 'ok': ok, 'changed': changed, 'failed': failed, 'messages': messages,
-            'changed_tasks': changed_tasks, 'seconds': seconds}
+def playbook(name, variables, directory=PLAYBOOKS):
+    """DIRECTORY/NAME.yml (tests/v2vm/playbooks/) with VARIABLES, run by ansible-playbook
+    on the machine outside against this VM over SSH (vm_playbooks.py):
+    {rc, ok, changed, failed, messages, changed_tasks, seconds}."""
+    result = vm_playbooks.request('%02d-%s' % (next(PLAY_NUMBERS), name), os.path.join(directory, name + '.yml'),
+                                  variables)
+    vm.log('%s: rc %d, ok=%s changed=%s failed=%s, %.0fs' % (name, result['rc'], result['ok'], result['changed'],
+                                                             result['failed'], result['seconds']))
+    if result['rc'] != 0:
+        vm.log(result['tail'])
+    return result
 
 
 def cgroup_state():
@@ -175,6 +163,30 @@ def unmount_view(view):
         subprocess.run(['umount', '-R', view], check=True)
 
 
+def migrate(out, tree, kind, work, pid, probe, save):
+    """The migrate playbook with the tree's PID, from the inventory's host vm
+    to its host destination (the same VM under another name): the tree, now
+    in r/ct, is checkpointed at the source, its images go through the
+    controller, and it comes back in bind mode below migrated (migrated/r/ct),
+    its limits compared with the source's by the playbook and here."""
+    step = {}
+    out['scenarios']['migrate'] = step
+    view = os.path.join(work, 'migrate-view')
+    step['run'] = playbook('migrate', {
+        'cgroup_fleet_migrate_source': 'vm', 'cgroup_fleet_migrate_destination': 'destination',
+        'cgroup_fleet_migrate_container': 'r/ct', 'cgroup_fleet_migrate_pid': pid,
+        'cgroup_fleet_migrate_images_dir': os.path.join(work, 'migrate-images'),
+        'cgroup_fleet_migrate_view': view}, directory=os.path.join(REPO, 'playbooks'))
+    step['expected_cgroup'] = {str(p): vm.expected_lines(kind, 'migrated/r/' + level) for p, level in tree.items()}
+    step['after'] = {'cgroup': vm.placement(tree), 'limits': read_limits_below(kind, 'migrated/r')}
+    step['after']['forks'], step['after']['fork_error'] = fork_probe(pid, probe)
+    step['view_mounted'] = os.path.ismount(view)
+    save()
+    vm.kill_tree(tree)
+    unmount_view(view)
+    remove_below('migrated')
+
+
 def main():
     out_path = sys.argv[1]
     libc = ctypes.CDLL(None, use_errno=True)
@@ -205,7 +217,7 @@ def main():
     def checkpoint(name):
         images = os.path.join(work, 'images-' + name)
         result = playbook('criu_checkpoint', {'criu_checkpoint_pid': pid, 'criu_checkpoint_images_dir': images},
-                          work)
+                          )
         if result['rc'] != 0:
             out['failed_checkpoint'] = result
             save()
@@ -218,18 +230,36 @@ def main():
         if mode == 'bind':
             variables['criu_restore_view'] = view
         variables.update(extra)
-        return playbook('criu_restore', variables, work)
+        return playbook('criu_restore', variables)
 
     def observe():
         forks, error = fork_probe(pid, probe)
         return {'cgroup': vm.placement(tree), 'limits': vm.read_limits(kind), 'forks': forks, 'fork_error': error}
 
-    def ran(name, images, mode, prepare):
-        """checkpoint, prepare the host, restore, observe, restore again, observe."""
+    def fail_restore(images, mode):
+        """A restore whose CRIU fails after the role's cgroup restore: what the
+        host had before and after the run, and the processes it left."""
+        step = {}
+        out['scenarios']['fail_' + mode] = step
+        step['state_before'] = cgroup_state()
+        step['restore'] = restore(images, mode, criu_restore_criu_args=['--action-script', script])
+        vm.reap()
+        step['processes_left'] = [p for p in tree if vm.alive(p)]
+        step['state_after'] = cgroup_state()
+        save()
+        if step['processes_left']:
+            vm.kill_tree(tree)
+        unmount_view(view)
+
+    def ran(name, mode, prepare, fail_first=False):
+        """checkpoint, prepare the host, (a failed restore, which must leave the
+        host as prepared,) restore, observe, restore again, observe."""
         step = {}
         out['scenarios'][name] = step
         images, step['checkpoint'] = checkpoint(name)
         prepare()
+        if fail_first:
+            fail_restore(images, mode)
         step['before_restore'] = vm.read_limits(kind)
         step['restore'] = restore(images, mode)
         step['after'] = observe()
@@ -250,30 +280,12 @@ def main():
                 os.rmdir(db)
         vm.write(vm.limit_path(kind, 'ct', 'pids.max'), '45')
 
-    ran('strict', None, 'strict', nothing_left)
-    ran('opport', None, 'opport', part_of_the_tree)
-    ran('bind', None, 'bind', nothing_left)
+    # A failed restore costs a play: strict mode shows it on v1, bind mode on v2.
+    ran('strict', 'strict', nothing_left, fail_first=FAILED_RESTORE[kind] == 'strict')
+    ran('opport', 'opport', part_of_the_tree)
+    ran('bind', 'bind', nothing_left, fail_first=FAILED_RESTORE[kind] == 'bind')
     out['scenarios']['bind']['view_mounted'] = os.path.ismount(view)
     unmount_view(view)
-
-    for name, mode in (('fail_strict', 'strict'), ('fail_bind', 'bind')):
-        step = {}
-        out['scenarios'][name] = step
-        images, step['checkpoint'] = checkpoint(name)
-        vm.remove_tree()
-        step['state_before'] = cgroup_state()
-        step['restore'] = restore(images, mode, criu_restore_criu_args=['--action-script', script])
-        vm.reap()
-        step['processes_left'] = [p for p in tree if vm.alive(p)]
-        step['state_after'] = cgroup_state()
-        save()
-        if step['processes_left']:
-            vm.kill_tree(tree)
-        # The next scenario checkpoints the tree again: bring it back without the script.
-        step['restore_without_fault'] = restore(images, mode)
-        step['after_restore_without_fault'] = observe()
-        save()
-        unmount_view(view)
 
     # A root remap: on v2 the image is rooted at ct (criu dump --cgroup-root
     # /ct), so the tree moves below r; on v1 the role refuses, changing nothing.
@@ -290,6 +302,8 @@ def main():
         step['after'] = {'cgroup': vm.placement(tree), 'limits': read_limits_below(kind, 'r')}
         step['after']['forks'], step['after']['fork_error'] = fork_probe(pid, probe)
     save()
+    if kind == 'v2':
+        migrate(out, tree, kind, work, pid, probe, save)
     vm.kill_tree(tree)
     remove_below('r')
     vm.remove_tree()
