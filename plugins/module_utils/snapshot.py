@@ -49,7 +49,12 @@ def _hierarchies(mountpoint, controllers):
         return [h for h in found if h.controllers]
     chosen = []
     for controller in controllers:
-        hierarchy = hz.hierarchy_for(controller, found)
+        if controller == targets.UNIFIED:
+            # The name this module's own output gives the v2 hierarchy.
+            v2 = [h for h in found if h.version == 2]
+            hierarchy = v2[0] if v2 else None
+        else:
+            hierarchy = hz.hierarchy_for(controller, found)
         if hierarchy is None:
             raise Refusal('Failed to snapshot controller %s: no hierarchy under %s has it.' % (controller, mountpoint))
         if hierarchy not in chosen:

@@ -50,7 +50,8 @@ options:
     required: true
   controllers:
     description:
-      - Read only the hierarchies of these controllers (C(name=systemd) for a named hierarchy).
+      - Read only the hierarchies of these controllers (C(name=systemd) for a named hierarchy, C(unified) for
+        the cgroup v2 hierarchy, as this module's own output names them).
       - When not set, every hierarchy under O(mountpoint) that has controllers.
     type: list
     elements: str

@@ -168,6 +168,23 @@ def test_snapshot_round_trip_builtin_and_writable(sandbox):
     assert owner_mode(sandbox, 'ct', 'a', 'cgroup.procs') == (0o664, 1000, 1000)
 
 
+def test_snapshot_by_the_controller_name_its_output_gives_v2(sandbox):
+    """A spec's controllers name the v2 hierarchy `unified`; passing them back
+    (as the migrate playbook does with the source's spec) selects that
+    hierarchy, and the same tree comes back; a controller no hierarchy has is
+    refused by name."""
+    build_tree(sandbox)
+    try:
+        every, unified, missing = steps(sandbox, ('take', {'paths': ['ct']}),
+                                        ('take', {'paths': ['ct'], 'controllers': ['unified']}),
+                                        ('take', {'paths': ['ct'], 'controllers': ['net_cls']}))
+    finally:
+        remove_tree(sandbox)
+    assert not every['failed'] and not unified['failed'], (every, unified)
+    assert unified['spec'] == every['spec']
+    assert missing['failed'] and 'net_cls' in missing['msg'], missing
+
+
 def test_crit_encoded_v2_image_restores(sandbox):
     crit = shutil.which('crit') or '/usr/bin/crit'
     assert os.path.exists(crit), 'crit is missing: scripts/setup installs the criu package'

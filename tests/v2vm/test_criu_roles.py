@@ -19,9 +19,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PYTHON = os.path.join(REPO, '.venv', 'bin', 'python')
 SCRIPT = os.path.join(REPO, 'tests', 'v2vm', 'criu_roles_in_vm.py')
 LAYOUTS = ('v1', 'v2')
-# Under emulation one layout's 13 plays take about 13 minutes on an idle
-# 2-core machine with the other layout's VM beside it; more on a busy one.
-RUN_TIMEOUT = 2400
+# Under emulation one layout's plays take 20 to 25 minutes on a 2-core
+# machine with the other layout's VM beside it (bind mode's premount is the
+# longest: 3 to 4 minutes a run); more on a busy one.
+RUN_TIMEOUT = 3600
 BOOT_TIMEOUT = 300
 # ct/app's pids.max (tests/v2vm/criu_in_vm.py LIMITS) less its two processes.
 FORKS_BELOW_PIDS_MAX = 20 - 2
