@@ -146,7 +146,7 @@ def holder_command(cgroup_dir):
     controllers below it (cgroup v2's no-internal-process rule); systemd
     254's DelegateSubgroup= does the same move."""
     leaf = os.path.join(cgroup_dir, HOLDER)
-    return ['/bin/sh', '-c', 'mkdir -p "%s" && echo $$ > "%s/cgroup.procs" && exec sleep infinity' % (leaf, leaf)]
+    return ['/bin/sh', '-c', 'mkdir -p "%s" && echo 0 > "%s/cgroup.procs" && exec sleep infinity' % (leaf, leaf)]
 
 
 def _wait_for_holder(systemd, unit, cgroup_dir, seconds=20.0):
@@ -157,8 +157,8 @@ def _wait_for_holder(systemd, unit, cgroup_dir, seconds=20.0):
             return
         time.sleep(0.1)
     systemd.run(['systemctl', 'stop', unit])
-    raise Refusal('Failed to start unit %s: its holder process did not reach %s within %d s; the unit was stopped.'
-                  % (unit, procs, seconds))
+    raise Refusal('Failed to start unit %s: its holder process did not reach %s within %d s; the unit was stopped (systemctl status %s).'
+                  % (unit, procs, seconds, unit))
 
 
 def _run(argv):
