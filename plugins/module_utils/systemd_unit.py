@@ -162,7 +162,10 @@ def _wait_for_holder(systemd, unit, cgroup_dir, seconds=20.0):
 
 
 def _run(argv):
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    # The module passes AnsibleModule.run_command; this is for callers without
+    # one (the tests). The argument list is never run by a shell.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                            universal_newlines=True)
     out, err = proc.communicate()
     return proc.returncode, out, err
 

@@ -138,7 +138,7 @@ subtree:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError, CgroupError
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.systemd_unit import ARGUMENT_SPEC, run
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.systemd_unit import ARGUMENT_SPEC, Systemd, run
 
 
 def main():
@@ -149,7 +149,8 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff, warn=module.warn)
+        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff, warn=module.warn,
+                     systemd=Systemd(module.run_command))
     except ApplyError as exc:
         module.fail_json(msg=str(exc), **exc.report)
     except CgroupError as exc:

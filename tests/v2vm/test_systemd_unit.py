@@ -145,7 +145,7 @@ def test_5_state_absent_leaves_no_unit_and_no_cgroup(systemd_vm, play):
 
 def test_6_an_unmapped_top_level_file_is_refused_by_name_and_nothing_is_written(systemd_vm, play):
     bad = {'version': 1, 'cgroups': {'ct2': {'memory.max': '100M', 'memory.oom.group': 1},
-                                      'ct2/worker': {'pids.max': 5}}}
+                                     'ct2/worker': {'pids.max': 5}}}
     result = play({'unit': 'crtest-bad.service', 'spec': bad})
     assert result.get('failed') and result['changed'] is False
     assert 'ct2' in result['msg'] and 'property memory.oom.group' in result['msg'], result['msg']
