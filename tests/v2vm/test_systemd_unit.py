@@ -76,6 +76,19 @@ LIMITS = ('memory.max', 'pids.max', 'cpu.max', 'cpu.weight', 'worker/memory.max'
 WANTED = ['104857600', '20', '50000 100000', '50', '52428800', '7', '3']
 
 
+def test_0_check_mode_before_the_unit_exists_changes_nothing(systemd_vm, play):
+    checked = play({'unit': UNIT, 'spec': SPEC}, check=True)
+    assert not checked.get('failed'), checked
+    assert checked['changed'] is True and checked['unit_created'] is True
+    assert checked['unit_properties'] == ['CPUQuota=50%', 'CPUQuotaPeriodSec=100000us', 'CPUWeight=50',
+                                          'MemoryMax=104857600', 'TasksMax=20'], checked
+    created = sorted(c['cgroup'] for c in checked['subtree']['created'])
+    assert created == ['machine.slice/%s/worker' % UNIT, 'machine.slice/%s/worker/inner' % UNIT], created
+    assert 'memory.max = 104857600' in checked['diff']['after']
+    assert systemd_vm('systemctl status ' + UNIT).returncode == 4
+    assert systemd_vm('test -e ' + CG).returncode == 1
+
+
 def test_1_restored_the_systemd_way(systemd_vm, play):
     result = play({'unit': UNIT, 'spec': SPEC})
     assert not result.get('failed'), result
