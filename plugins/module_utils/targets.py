@@ -79,8 +79,10 @@ def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_syst
                     unit = unit_of[path] = systemd_unit_in(path)
                 if unit:
                     raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
-                                  'reverts such writes on daemon-reload. Restore elsewhere, or set '
-                                  'allow_systemd_managed=true if systemd delegates it to you.'
+                                  'reverts such writes on daemon-reload. Restore it the systemd way with the module '
+                                  'checkpoint_restore.cgroups.cgroup_systemd_unit (a delegated unit whose limits are '
+                                  'unit properties), restore elsewhere, or set allow_systemd_managed=true if systemd '
+                                  'delegates it to you.'
                                   % (hierarchy.name, show_path(path), unit))
             props = cg.properties
             own = props if indices is None else tuple([props[i] for i in indices])

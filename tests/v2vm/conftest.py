@@ -4,7 +4,10 @@ The `v2vm` fixture boots the VM and runs a command in it. A VM that cannot
 start fails the test with the console's last lines; it is never skipped.
 Every boot's time is listed at the end of the session."""
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +16,10 @@ import v2vm as v2vm_tool  # tools/ is on sys.path through tests/conftest.py
 import criu_table
 
 BOOTS = []
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VM_HOST = os.path.join(REPO, 'extensions', 'molecule', 'vm_host.py')
+sys.path.insert(0, os.path.dirname(VM_HOST))
+import vm_host  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def pytest_configure(config):
@@ -37,6 +44,41 @@ def v2vm():
         BOOTS.append((' '.join(argv)[:60], result.boot_seconds, result.total_seconds))
         return result
     return run
+
+
+@pytest.fixture(scope='session')
+def systemd_vm(tmp_path_factory):
+    """ssh(command) -> CompletedProcess in one booted systemd VM for the session
+    (every systemd test module shares it), stopped at its end; ssh.directory is the VM's directory (vm.json, vm/). With
+    CRTEST_SYSTEMD_VM set to the directory of a VM that `vm_host.py start DIR
+    --systemd` booted, that VM is used and left running (a development loop)."""
+    reuse = os.environ.get('CRTEST_SYSTEMD_VM')
+    directory = reuse or str(tmp_path_factory.mktemp('crtest-systemd-vm'))
+    if reuse:
+        started = subprocess.CompletedProcess([], 0, '')
+    else:
+        started = subprocess.run([sys.executable, VM_HOST, 'start', directory, '--systemd'], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    if started.returncode != 0:
+        subprocess.run([sys.executable, VM_HOST, 'stop', directory], check=False)
+        pytest.fail('vm_host start --systemd: %s' % started.stdout, pytrace=False)
+    with open(os.path.join(directory, 'vm.json')) as handle:
+        state = json.load(handle)
+    vmdir = os.path.join(directory, 'vm')
+
+    def ssh(command):
+        return subprocess.run(vm_host.ssh_argv(vmdir, state, command), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=120, check=False)
+    ssh.directory = directory
+    ssh.state = state
+    yield ssh
+    if reuse:
+        return
+    stopped = subprocess.run([sys.executable, VM_HOST, 'stop', directory], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    assert stopped.returncode == 0, stopped.stdout
+    assert not os.path.exists(os.path.join(directory, 'vm.json'))
 
 
 def pytest_terminal_summary(terminalreporter):

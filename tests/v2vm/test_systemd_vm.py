@@ -2,41 +2,7 @@
 through vm_host.py's port forward, as the systemd tests of issue 14 need:
 one VM for the module, booted by `vm_host.py start DIR --systemd`."""
 
-import json
-import os
-import subprocess
-import sys
-
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VM_HOST = os.path.join(REPO, 'extensions', 'molecule', 'vm_host.py')
-sys.path.insert(0, os.path.dirname(VM_HOST))
-import vm_host  # noqa: E402  pylint: disable=wrong-import-position
-
-
-@pytest.fixture(scope='module')
-def systemd_vm(tmp_path_factory):
-    """(ssh argv prefix) of one booted systemd VM, stopped after the module."""
-    directory = str(tmp_path_factory.mktemp('crtest-systemd-vm'))
-    started = subprocess.run([sys.executable, VM_HOST, 'start', directory, '--systemd'],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    if started.returncode != 0:
-        subprocess.run([sys.executable, VM_HOST, 'stop', directory], check=False)
-        pytest.fail('vm_host start --systemd: %s' % started.stdout, pytrace=False)
-    with open(os.path.join(directory, 'vm.json')) as handle:
-        state = json.load(handle)
-    vmdir = os.path.join(directory, 'vm')
-
-    def ssh(command):
-        return subprocess.run(vm_host.ssh_argv(vmdir, state, command), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              timeout=120, check=False)
-    yield ssh
-    stopped = subprocess.run([sys.executable, VM_HOST, 'stop', directory], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert stopped.returncode == 0, stopped.stdout
-    assert not os.path.exists(os.path.join(directory, 'vm.json'))
+# The systemd_vm fixture is in conftest.py (shared with test_systemd_unit.py).
 
 
 def test_systemd_is_pid_1_and_running(systemd_vm):

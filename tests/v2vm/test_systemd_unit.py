@@ -1,0 +1,167 @@
+"""cgroup_systemd_unit against systemd 252 as PID 1 in the VM (issue 14),
+through the real ansible-playbook over SSH. One VM (the systemd_vm fixture
+of conftest.py); the tests run in order and build on each other: restore,
+daemon-reload and a second run, drift from set-property, a process in a
+subcgroup, state absent, bad input. Every assertion reads the kernel's own
+files (or systemctl) over ssh."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UNIT = 'crtest-ct1.service'
+CG = '/sys/fs/cgroup/machine.slice/' + UNIT
+SPEC = {'version': 1, 'cgroups': {
+    'ct1': {'memory.max': '100M', 'pids.max': 20, 'cpu.max': '50000 100000', 'cpu.weight': 50},
+    'ct1/worker': {'memory.max': '50M', 'pids.max': 7},
+    'ct1/worker/inner': {'pids.max': 3},
+}}
+
+
+def inventory_vars(directory, port):
+    """Ansible's connection variables for the VM (as vm_host.inventory_vars)."""
+    vmdir = os.path.join(directory, 'vm')
+    return {
+        'ansible_host': '127.0.0.1', 'ansible_port': port, 'ansible_user': 'root',
+        'ansible_ssh_private_key_file': os.path.join(vmdir, 'id_ed25519'),
+        'ansible_python_interpreter': '/usr/bin/python3', 'ansible_remote_tmp': '/tmp/.ansible-remote',
+        'ansible_ssh_pipelining': True, 'ansible_timeout': 60,
+        'ansible_ssh_common_args': ('-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null '
+                                    '-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes'
+                                    % os.path.join(vmdir, 'known_hosts')),
+    }
+
+
+@pytest.fixture(scope='module')
+def play(systemd_vm, tmp_path_factory):
+    """play(module args, check=False) -> the registered result of one task
+    of cgroup_systemd_unit, run by ansible-playbook on this machine."""
+    work = tmp_path_factory.mktemp('crtest-systemd-unit')
+    inventory = work / 'inventory.json'
+    inventory.write_text(json.dumps({'all': {'hosts': {'vm': inventory_vars(systemd_vm.directory,
+                                                                            systemd_vm.state['port'])}}}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'build', 'collections'),
+               ANSIBLE_HOST_KEY_CHECKING='True', ANSIBLE_NOCOLOR='1')
+    counter = [0]
+
+    def run(args, check=False):
+        counter[0] += 1
+        out = work / ('result%d.json' % counter[0])
+        playbook = work / ('play%d.yml' % counter[0])
+        playbook.write_text(json.dumps([{
+            'hosts': 'vm', 'gather_facts': False, 'tasks': [
+                {'checkpoint_restore.cgroups.cgroup_systemd_unit': args, 'register': 'r', 'ignore_errors': True,
+                 'check_mode': check, 'diff': True},
+                {'ansible.builtin.copy': {'content': '{{ r | to_json }}', 'dest': str(out)},
+                 'delegate_to': 'localhost'}]}]))
+        done = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'ansible-playbook'), '-i', str(inventory),
+                               str(playbook)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=600, check=False)
+        assert out.exists(), done.stdout[-3000:]
+        return json.loads(out.read_text())
+    return run
+
+
+def cat(ssh, *files):
+    found = ssh('cat ' + ' '.join(files))
+    assert found.returncode == 0, found.stderr
+    return found.stdout.split('\n')[:len(files)]
+
+
+LIMITS = ('memory.max', 'pids.max', 'cpu.max', 'cpu.weight', 'worker/memory.max', 'worker/pids.max',
+          'worker/inner/pids.max')
+WANTED = ['104857600', '20', '50000 100000', '50', '52428800', '7', '3']
+
+
+def test_0_check_mode_before_the_unit_exists_changes_nothing(systemd_vm, play):
+    checked = play({'unit': UNIT, 'spec': SPEC}, check=True)
+    assert not checked.get('failed'), checked
+    assert checked['changed'] is True and checked['unit_created'] is True
+    assert checked['unit_properties'] == ['CPUQuota=50%', 'CPUQuotaPeriodSec=100000us', 'CPUWeight=50',
+                                          'MemoryMax=104857600', 'TasksMax=20'], checked
+    created = sorted(c['cgroup'] for c in checked['subtree']['created'])
+    assert created == ['machine.slice/%s/worker' % UNIT, 'machine.slice/%s/worker/inner' % UNIT], created
+    assert 'memory.max = 104857600' in checked['diff']['after']
+    assert systemd_vm('systemctl status ' + UNIT).returncode == 4
+    assert systemd_vm('test -e ' + CG).returncode == 1
+
+
+def test_1_restored_the_systemd_way(systemd_vm, play):
+    result = play({'unit': UNIT, 'spec': SPEC})
+    assert not result.get('failed'), result
+    assert result['changed'] and result['unit_created']
+    assert systemd_vm('systemctl show -P Delegate ' + UNIT).stdout.strip() == 'yes'
+    assert systemd_vm('systemctl show -P ControlGroup ' + UNIT).stdout.strip() == '/machine.slice/' + UNIT
+    assert cat(systemd_vm, *['%s/%s' % (CG, f) for f in LIMITS]) == WANTED
+    # the holder leaf keeps the unit (and its cgroup) alive; the unit's own cgroup has no process
+    assert cat(systemd_vm, CG + '/cgroup.procs') == ['']
+    assert cat(systemd_vm, CG + '/holder/cgroup.procs')[0].strip().isdigit()
+
+
+def test_2_daemon_reload_then_a_second_run_changes_nothing_the_direct_way_is_reverted(systemd_vm, play):
+    assert systemd_vm('systemctl daemon-reload').returncode == 0
+    result = play({'unit': UNIT, 'spec': SPEC})
+    assert not result.get('failed'), result
+    assert result['changed'] is False, result
+    assert result['unit_properties'] == [] and result['subtree']['changed'] is False
+    assert cat(systemd_vm, *['%s/%s' % (CG, f) for f in LIMITS]) == WANTED
+    # the direct way: a value written into the unit's own pids.max is reverted by systemd
+    assert systemd_vm('echo 5 > %s/pids.max && cat %s/pids.max' % (CG, CG)).stdout.strip() == '5'
+    assert systemd_vm('systemctl daemon-reload').returncode == 0
+    assert cat(systemd_vm, CG + '/pids.max') == ['20']
+
+
+def test_3_set_property_drift_found_by_check_mode_and_converged(systemd_vm, play):
+    assert systemd_vm('systemctl set-property --runtime %s MemoryMax=200M' % UNIT).returncode == 0
+    assert cat(systemd_vm, CG + '/memory.max') == ['209715200']
+    checked = play({'unit': UNIT, 'spec': SPEC}, check=True)
+    assert not checked.get('failed'), checked
+    assert checked['changed'] is True and checked['unit_properties'] == ['MemoryMax=104857600'], checked
+    assert 'memory.max = 209715200' in checked['diff']['before'] and 'memory.max = 104857600' in checked['diff']['after']
+    assert cat(systemd_vm, CG + '/memory.max') == ['209715200']  # check mode wrote nothing
+    result = play({'unit': UNIT, 'spec': SPEC})
+    assert result['changed'] is True and result['unit_properties'] == ['MemoryMax=104857600'], result
+    assert cat(systemd_vm, CG + '/memory.max') == ['104857600']
+    assert systemd_vm('systemctl show -P MemoryMax ' + UNIT).stdout.strip() == '104857600'
+    assert play({'unit': UNIT, 'spec': SPEC})['changed'] is False
+
+
+def test_4_a_process_moved_into_a_subcgroup_stays_after_daemon_reload(systemd_vm, play):
+    started = systemd_vm('setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!')
+    pid = started.stdout.strip()
+    assert pid.isdigit(), started.stderr
+    try:
+        assert systemd_vm('echo %s > %s/worker/inner/cgroup.procs' % (pid, CG)).returncode == 0
+        assert systemd_vm('systemctl daemon-reload').returncode == 0
+        assert pid in cat(systemd_vm, CG + '/worker/inner/cgroup.procs')[0].split()
+        assert systemd_vm('cat /proc/%s/cgroup' % pid).stdout.strip() == '0::/machine.slice/%s/worker/inner' % UNIT
+        assert cat(systemd_vm, *['%s/%s' % (CG, f) for f in LIMITS]) == WANTED
+        assert systemd_vm('systemctl show -P ActiveState ' + UNIT).stdout.strip() == 'active'
+        assert play({'unit': UNIT, 'spec': SPEC})['changed'] is False
+    finally:
+        systemd_vm('kill %s' % pid)
+
+
+def test_5_state_absent_leaves_no_unit_and_no_cgroup(systemd_vm, play):
+    checked = play({'unit': UNIT, 'state': 'absent'}, check=True)
+    assert checked['changed'] is True and systemd_vm('test -d ' + CG).returncode == 0
+    result = play({'unit': UNIT, 'state': 'absent'})
+    assert result['changed'] is True and result['removed'] is True, result
+    status = systemd_vm('systemctl status ' + UNIT)
+    assert status.returncode == 4 and 'could not be found' in status.stderr, (status.returncode, status.stderr)
+    assert systemd_vm('test -e ' + CG).returncode == 1
+    assert play({'unit': UNIT, 'state': 'absent'})['changed'] is False
+
+
+def test_6_an_unmapped_top_level_file_is_refused_by_name_and_nothing_is_written(systemd_vm, play):
+    bad = {'version': 1, 'cgroups': {'ct2': {'memory.max': '100M', 'memory.oom.group': 1},
+                                     'ct2/worker': {'pids.max': 5}}}
+    result = play({'unit': 'crtest-bad.service', 'spec': bad})
+    assert result.get('failed') and result['changed'] is False
+    assert 'ct2' in result['msg'] and 'property memory.oom.group' in result['msg'], result['msg']
+    assert 'crtest-bad.service' in result['msg']
+    assert systemd_vm('systemctl status crtest-bad.service').returncode == 4
+    assert systemd_vm('test -e /sys/fs/cgroup/machine.slice/crtest-bad.service').returncode == 1
