@@ -90,6 +90,8 @@ def split_spec(spec, top):
     for cg in spec.cgroups:
         if cg.path == top_path:
             top_cg = cg
+        elif cg.path[:len(top_path) + 1] == top_path + (HOLDER,):
+            continue  # the module's own leaf, in a snapshot of such a unit (holder_command)
         elif cg.path[:len(top_path)] == top_path:
             children.append(cg._replace(path=cg.path[len(top_path):]))
         else:
@@ -107,7 +109,7 @@ def unit_settings(top_cg, unit):
     where = sp.show_path(top_cg.path)
     for name, reason in sorted((refused or {}).items()):
         raise Refusal('Failed to restore %s (unit %s) property %s: %s. Nothing was done.' % (where, unit, name, reason))
-    bad = up.unmapped(p.name for p in props)
+    bad = up.unmapped((p.name, p.value) for p in props)
     if bad:
         raise Refusal('Failed to restore %s as unit %s: %s has no unit property (the ones that map: %s). '
                       'Move it to a subcgroup, or leave it out. Nothing was done.'
@@ -186,7 +188,7 @@ def drift(settings, cgroup_dir, page_size, read=_read):
         wanted = up.expected(name, settings[name])
         raw = read(os.path.join(cgroup_dir, name))
         kind = properties.kind_of(name)
-        same = False
+        same = raw is None and up.is_default(name, wanted, page_size)
         if raw is not None:
             try:
                 same = kind.same(wanted, kind.read(raw), page_size)
@@ -325,6 +327,8 @@ def _children_data(data, top_path):
     out = {}
     for key, entry in (data.get('cgroups') or {}).items():
         path = sp.split_path(key) if key not in ('', '/') else ()
+        if path[:len(top_path) + 1] == top_path + (HOLDER,):
+            continue  # as split_spec
         if path != top_path and path[:len(top_path)] == top_path:
             out['/'.join(path[len(top_path):])] = entry
     return out

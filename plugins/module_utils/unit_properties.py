@@ -14,6 +14,7 @@ arithmetic makes it differ from the spec's (CPUQuota= in 1/100 %)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import properties
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED, format_id_list
 
 USEC_PER_SEC = 1000000
@@ -116,10 +117,38 @@ TABLE = {
 # (controllers are systemd's: Delegate=yes enables them all)
 IGNORED = frozenset(['cgroup.subtree_control'])
 
+# What the kernel reads in a new cgroup, as its text. A snapshot (cgroup_snapshot,
+# criu_checkpoint) captures every built-in file of the top-level cgroup,
+# also those no unit property sets: at these values they ask for nothing a
+# unit's cgroup does not have already, so they are not refused. And a mapped
+# file that is missing from the unit's cgroup (systemd enabled no controller
+# for it) means its default.
+NEW_CGROUP_DEFAULTS = {
+    'cgroup.freeze': '0', 'cgroup.max.depth': 'max', 'cgroup.max.descendants': 'max', 'cgroup.type': 'domain',
+    'cpu.idle': '0', 'memory.oom.group': '0', 'cpuset.cpus.partition': 'member',
+    'memory.min': '0', 'memory.low': '0', 'memory.high': 'max', 'memory.max': 'max', 'memory.swap.max': 'max',
+    'pids.max': 'max', 'cpu.weight': '100', 'cpu.max': 'max 100000', 'cpuset.cpus': '', 'cpuset.mems': '',
+    'io.weight': 'default 100', 'io.max': '',
+}
 
-def unmapped(names):
-    """The names among names that no unit property sets."""
-    return sorted(n for n in names if n not in TABLE and n not in IGNORED)
+
+def is_default(name, value, page_size=4096):
+    """Does the canonical value mean what a new cgroup's file holds?"""
+    text = NEW_CGROUP_DEFAULTS.get(name)
+    if text is None:
+        return False
+    kind = properties.kind_of(name)
+    try:
+        return kind.same(value, kind.read(text), page_size)
+    except ValueError:
+        return False
+
+
+def unmapped(props):
+    """The names of the (name, value) pairs that no unit property sets and
+    that ask for more than a new cgroup has."""
+    return sorted(name for name, value in props
+                  if name not in TABLE and name not in IGNORED and not is_default(name, value))
 
 
 def assignments(prop_name, value):

@@ -142,3 +142,32 @@ def test_the_top_is_the_one_top_level_cgroup_and_children_are_relative():
     assert sorted(c.path for c in children) == [('a',), ('a', 'b')]
     with pytest.raises(SpecError):
         su.split_spec(sp.load_spec({'version': 1, 'cgroups': {'x': {}, 'y': {}}}), None)
+
+
+def test_a_snapshots_unmapped_files_at_a_new_cgroups_values_are_accepted():
+    """cgroup_snapshot captures every built-in file of the top-level cgroup;
+    those no unit property sets ask for nothing at their defaults."""
+    snapshot_top = top({'memory.max': '100M', 'pids.max': 20, 'cgroup.freeze': 0, 'cgroup.max.depth': 'max',
+                        'cgroup.max.descendants': 'max', 'cpu.idle': 0, 'memory.oom.group': 0,
+                        'cpuset.cpus.partition': 'member', 'cpuset.cpus': '', 'io.max': ''})
+    settings = su.unit_settings(snapshot_top, 'ct1.service')
+    assert sorted(settings) == ['cpuset.cpus', 'io.max', 'memory.max', 'pids.max']
+    with pytest.raises(Refusal) as caught:
+        su.unit_settings(top({'cgroup.max.depth': 3, 'cgroup.freeze': 0}), 'ct1.service')
+    assert 'property cgroup.max.depth' in str(caught.value) and 'cgroup.freeze' not in str(caught.value)
+
+
+def test_a_mapped_file_missing_from_the_units_cgroup_means_its_default():
+    files = {'/u/memory.max': '104857600\n'}
+    settings = {'memory.max': 104857600, 'cpuset.cpus': frozenset(), 'io.max': (), 'pids.max': 20}
+    found = su.drift(settings, '/u', 4096, read=files.get)
+    assert sorted(found) == ['pids.max'], found  # pids.max 20 is no default: missing is a difference
+
+
+def test_the_holder_leaf_of_a_snapshot_of_such_a_unit_is_not_restored():
+    data = {'version': 1, 'cgroups': {'machine.slice/ct1.service': {'pids.max': 5},
+                                      'machine.slice/ct1.service/holder': {'pids.max': 'max'},
+                                      'machine.slice/ct1.service/app': {'pids.max': 2}}}
+    _top, top_path, children = su.split_spec(sp.load_spec(data), 'machine.slice/ct1.service')
+    assert top_path == ('machine.slice', 'ct1.service') and [c.path for c in children] == [('app',)]
+    assert su._children_data(data, top_path) == {'app': {'pids.max': 2}}

@@ -8,8 +8,12 @@ files (or systemctl) over ssh."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
+
+import vm_playbooks  # same directory
+from vm_playbooks import vm_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = 'crtest-ct1.service'
@@ -18,21 +22,8 @@ SPEC = {'version': 1, 'cgroups': {
     'ct1': {'memory.max': '100M', 'pids.max': 20, 'cpu.max': '50000 100000', 'cpu.weight': 50},
     'ct1/worker': {'memory.max': '50M', 'pids.max': 7},
     'ct1/worker/inner': {'pids.max': 3},
+    'ct1/db': {'pids.max': 4},
 }}
-
-
-def inventory_vars(directory, port):
-    """Ansible's connection variables for the VM (as vm_host.inventory_vars)."""
-    vmdir = os.path.join(directory, 'vm')
-    return {
-        'ansible_host': '127.0.0.1', 'ansible_port': port, 'ansible_user': 'root',
-        'ansible_ssh_private_key_file': os.path.join(vmdir, 'id_ed25519'),
-        'ansible_python_interpreter': '/usr/bin/python3', 'ansible_remote_tmp': '/tmp/.ansible-remote',
-        'ansible_ssh_pipelining': True, 'ansible_timeout': 60,
-        'ansible_ssh_common_args': ('-o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null '
-                                    '-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes'
-                                    % os.path.join(vmdir, 'known_hosts')),
-    }
 
 
 @pytest.fixture(scope='module')
@@ -41,8 +32,8 @@ def play(systemd_vm, tmp_path_factory):
     of cgroup_systemd_unit, run by ansible-playbook on this machine."""
     work = tmp_path_factory.mktemp('crtest-systemd-unit')
     inventory = work / 'inventory.json'
-    inventory.write_text(json.dumps({'all': {'hosts': {'vm': inventory_vars(systemd_vm.directory,
-                                                                            systemd_vm.state['port'])}}}))
+    inventory.write_text(json.dumps({'all': {'hosts': {'vm': vm_host.inventory_vars(
+        os.path.join(systemd_vm.directory, 'vm'), systemd_vm.state['port'])}}}))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'build', 'collections'),
                ANSIBLE_HOST_KEY_CHECKING='True', ANSIBLE_NOCOLOR='1')
     counter = [0]
@@ -62,6 +53,20 @@ def play(systemd_vm, tmp_path_factory):
                               universal_newlines=True, timeout=600, check=False)
         assert out.exists(), done.stdout[-3000:]
         return json.loads(out.read_text())
+
+    def role(playbook, variables):
+        """One of tests/v2vm/playbooks (a role as a user's play takes it) ->
+        vm_playbooks.summarize's {rc, ok, changed, failed, messages, ...}."""
+        counter[0] += 1
+        extra = work / ('vars%d.json' % counter[0])
+        extra.write_text(json.dumps(variables))
+        begin = time.monotonic()
+        done = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'ansible-playbook'), '-i', str(inventory),
+                               os.path.join(REPO, 'tests', 'v2vm', 'playbooks', playbook), '-e', '@%s' % extra],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=900, check=False)
+        return vm_playbooks.summarize(done.returncode, done.stdout, round(time.monotonic() - begin, 1))
+    run.role = role
     return run
 
 
@@ -72,8 +77,8 @@ def cat(ssh, *files):
 
 
 LIMITS = ('memory.max', 'pids.max', 'cpu.max', 'cpu.weight', 'worker/memory.max', 'worker/pids.max',
-          'worker/inner/pids.max')
-WANTED = ['104857600', '20', '50000 100000', '50', '52428800', '7', '3']
+          'worker/inner/pids.max', 'db/pids.max')
+WANTED = ['104857600', '20', '50000 100000', '50', '52428800', '7', '3', '4']
 
 
 def test_0_check_mode_before_the_unit_exists_changes_nothing(systemd_vm, play):
@@ -83,7 +88,7 @@ def test_0_check_mode_before_the_unit_exists_changes_nothing(systemd_vm, play):
     assert checked['unit_properties'] == ['CPUQuota=50%', 'CPUQuotaPeriodSec=100000us', 'CPUWeight=50',
                                           'MemoryMax=104857600', 'TasksMax=20'], checked
     created = sorted(c['cgroup'] for c in checked['subtree']['created'])
-    assert created == ['machine.slice/%s/worker' % UNIT, 'machine.slice/%s/worker/inner' % UNIT], created
+    assert created == ['machine.slice/%s/%s' % (UNIT, c) for c in ('db', 'worker', 'worker/inner')], created
     assert 'memory.max = 104857600' in checked['diff']['after']
     assert systemd_vm('systemctl status ' + UNIT).returncode == 4
     assert systemd_vm('test -e ' + CG).returncode == 1
@@ -145,7 +150,68 @@ def test_4_a_process_moved_into_a_subcgroup_stays_after_daemon_reload(systemd_vm
         systemd_vm('kill %s' % pid)
 
 
-def test_5_state_absent_leaves_no_unit_and_no_cgroup(systemd_vm, play):
+# A parent in db and a child in worker/inner (leaves: cgroup v2 keeps
+# processes out of a cgroup whose controllers are enabled below it), detached from the ssh
+# session (its own session, stdio on /dev/null) so that CRIU can dump it.
+TREE = ('setsid sh -c \'echo 0 > %(cg)s/db/cgroup.procs; '
+        'sh -c "echo 0 > %(cg)s/worker/inner/cgroup.procs; exec sleep 1000" & exec sleep 1000\' '
+        '</dev/null >/dev/null 2>&1 & echo $!')
+IMAGES = '/root/crtest-systemd-images'
+MOVED = 'crtest-ct2.service'
+MOVED_CG = '/sys/fs/cgroup/machine.slice/' + MOVED
+
+
+def tree_cgroups(ssh, pid):
+    """{pid: its /proc/PID/cgroup line} of the tree's root and its child."""
+    child = ssh('cat /proc/%s/task/%s/children' % (pid, pid)).stdout.split()
+    found = {}
+    for one in [pid] + child:
+        found[one] = ssh('cat /proc/%s/cgroup' % one).stdout.strip()
+    return found
+
+
+def test_5_criu_restores_a_checkpointed_tree_into_a_new_unit_through_the_roles(systemd_vm, play):
+    """criu_checkpoint of a tree in ct1's unit, ct1 stopped, then criu_restore
+    with criu_restore_systemd_unit: a new delegated unit with ct1's limits,
+    the subcgroups below it, CRIU's processes in them, and nothing removed by
+    systemd at daemon-reload; a second run changes nothing."""
+    pid = systemd_vm(TREE % {'cg': CG}).stdout.strip()
+    assert pid.isdigit()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(set(tree_cgroups(systemd_vm, pid).values())) < 2:
+        time.sleep(0.5)
+    source = tree_cgroups(systemd_vm, pid)
+    assert sorted(source.values()) == ['0::/machine.slice/%s/db' % UNIT,
+                                       '0::/machine.slice/%s/worker/inner' % UNIT], source
+    try:
+        checkpoint = play.role('criu_checkpoint.yml', {
+            'criu_checkpoint_pid': int(pid), 'criu_checkpoint_images_dir': IMAGES,
+            'criu_checkpoint_cgroups': ['machine.slice/' + UNIT]})
+        assert checkpoint['rc'] == 0 and checkpoint['failed'] == 0, checkpoint
+        assert systemd_vm('test -d /proc/%s' % pid).returncode == 1  # the dump ended the tree
+        assert play({'unit': UNIT, 'state': 'absent'})['removed'] is True
+        restore = {'criu_restore_images_dir': IMAGES, 'criu_restore_systemd_unit': MOVED}
+        restored = play.role('criu_restore.yml', restore)
+        assert restored['rc'] == 0 and restored['failed'] == 0, restored
+        assert sorted(tree_cgroups(systemd_vm, pid).values()) == [
+            '0::/machine.slice/%s/db' % MOVED, '0::/machine.slice/%s/worker/inner' % MOVED]
+        assert systemd_vm('systemctl show -P Delegate ' + MOVED).stdout.strip() == 'yes'
+        assert cat(systemd_vm, *['%s/%s' % (MOVED_CG, f) for f in LIMITS]) == WANTED
+        assert systemd_vm('systemctl daemon-reload').returncode == 0
+        assert sorted(tree_cgroups(systemd_vm, pid).values()) == [
+            '0::/machine.slice/%s/db' % MOVED, '0::/machine.slice/%s/worker/inner' % MOVED]
+        assert cat(systemd_vm, *['%s/%s' % (MOVED_CG, f) for f in LIMITS]) == WANTED
+        assert systemd_vm('systemctl show -P ActiveState ' + MOVED).stdout.strip() == 'active'
+        again = play.role('criu_restore.yml', restore)
+        assert again['rc'] == 0 and again['changed'] == 0, again
+    finally:
+        systemd_vm('kill %s; rm -rf %s' % (pid, IMAGES))
+        gone = play({'unit': MOVED, 'state': 'absent'})
+    assert not gone.get('failed') and systemd_vm('test -e ' + MOVED_CG).returncode == 1, gone
+
+
+def test_6_state_absent_leaves_no_unit_and_no_cgroup(systemd_vm, play):
+    assert play({'unit': UNIT, 'spec': SPEC})['unit_created'] is True  # test 5 stopped it
     checked = play({'unit': UNIT, 'state': 'absent'}, check=True)
     assert checked['changed'] is True and systemd_vm('test -d ' + CG).returncode == 0
     result = play({'unit': UNIT, 'state': 'absent'})
@@ -156,7 +222,7 @@ def test_5_state_absent_leaves_no_unit_and_no_cgroup(systemd_vm, play):
     assert play({'unit': UNIT, 'state': 'absent'})['changed'] is False
 
 
-def test_6_an_unmapped_top_level_file_is_refused_by_name_and_nothing_is_written(systemd_vm, play):
+def test_7_an_unmapped_top_level_file_is_refused_by_name_and_nothing_is_written(systemd_vm, play):
     bad = {'version': 1, 'cgroups': {'ct2': {'memory.max': '100M', 'memory.oom.group': 1},
                                      'ct2/worker': {'pids.max': 5}}}
     result = play({'unit': 'crtest-bad.service', 'spec': bad})
