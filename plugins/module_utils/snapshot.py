@@ -248,8 +248,10 @@ def take(params, warn=None):
     return data
 
 
-def write_dest(data, dest):
-    """Write the spec to dest on the target: YAML for .yml/.yaml (needs PyYAML), else JSON."""
+def write_dest(data, dest, check_mode=False):
+    """Write the spec to dest on the target: YAML for .yml/.yaml (needs PyYAML),
+    else JSON. Returns whether dest changed (or, in check mode, would): a file
+    that already holds this text is left as it is."""
     if dest.endswith(('.yml', '.yaml')):
         try:
             import yaml
@@ -259,6 +261,10 @@ def write_dest(data, dest):
         text = yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
     else:
         text = json.dumps(data, indent=2, sort_keys=True) + '\n'
+    if _holds(dest, text):
+        return False
+    if check_mode:
+        return True
     folder = os.path.dirname(os.path.abspath(dest))
     try:
         fd, tmp = tempfile.mkstemp(prefix='.cgroup_snapshot-', dir=folder)
@@ -268,3 +274,12 @@ def write_dest(data, dest):
         os.rename(tmp, dest)
     except (IOError, OSError) as exc:
         raise SpecError('Failed to write %s: %s.' % (dest, exc.strerror or exc))
+    return True
+
+
+def _holds(path, text):
+    try:
+        with open(path) as handle:
+            return handle.read() == text
+    except (IOError, OSError, UnicodeDecodeError):
+        return False

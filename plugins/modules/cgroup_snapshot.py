@@ -34,7 +34,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The snapshot is taken and returned; O(dest) is not written in check mode.
+    details: The snapshot is taken and returned; O(dest) is not written in check mode, and C(changed) says
+      whether it would be.
   diff_mode:
     support: none
   platform:
@@ -81,6 +82,8 @@ options:
     description:
       - Also write the spec to this file on the target. YAML when the name ends in C(.yml) or
         C(.yaml) (needs PyYAML on the target), JSON otherwise.
+      - The module reports C(changed) when the file's content changed; a file that holds the same snapshot is
+        left as it is.
     type: path
   mountpoint:
     description:
@@ -154,9 +157,11 @@ def main():
     result = dict(changed=False)
     try:
         result['spec'] = take(module.params, warn=module.warn)
-        if module.params['dest'] and not module.check_mode:
-            write_dest(result['spec'], module.params['dest'])
-            result['dest'] = module.params['dest']
+        if module.params['dest']:
+            # changed: the file's content changed (or in check mode would).
+            result['changed'] = write_dest(result['spec'], module.params['dest'], module.check_mode)
+            if not module.check_mode:
+                result['dest'] = module.params['dest']
     except CgroupError as exc:
         module.fail_json(msg=str(exc), changed=False)
     module.exit_json(**result)

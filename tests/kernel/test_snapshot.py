@@ -126,11 +126,15 @@ def test_dest_json_and_yaml_check_mode_and_errors(sandbox):
     json_dest = os.path.join(sandbox.work, 'snap.json')
     yaml_dest = os.path.join(sandbox.work, 'snap.yml')
     checked = run_module(sandbox, 'cgroup_snapshot', check=True, paths=['ct'], dest=json_dest)
-    assert checked['changed'] is False and 'spec' in checked and not os.path.exists(json_dest), checked
-    result = take(sandbox, paths=['ct'], dest=json_dest)
+    # check mode writes nothing and says that a run would write the file
+    assert checked['changed'] is True and 'spec' in checked and not os.path.exists(json_dest), checked
+    result = run_module(sandbox, 'cgroup_snapshot', paths=['ct'], dest=json_dest)
+    assert result['changed'] is True and result['dest'] == json_dest, result
+    again = take(sandbox, paths=['ct'], dest=json_dest)
+    assert again['dest'] == json_dest  # the same snapshot: the file is left as it is
     with open(json_dest) as handle:
         assert json.load(handle) == result['spec']
-    take(sandbox, paths=['ct'], dest=yaml_dest)
+    assert run_module(sandbox, 'cgroup_snapshot', paths=['ct'], dest=yaml_dest)['changed'] is True
     with open(yaml_dest) as handle:
         assert yaml.safe_load(handle) == result['spec']
     # the file restores through src
@@ -186,3 +190,20 @@ def test_yaml_dest_without_pyyaml_says_so_and_writes_nothing(tmp_path, monkeypat
         snapshot_mod.write_dest({'version': 1, 'cgroups': {}}, dest)
     assert dest in str(exc.value) and 'needs PyYAML' in str(exc.value) and '.json' in str(exc.value)
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_dest_reports_changed_only_when_its_content_changes(tmp_path):
+    dest = str(tmp_path / 'snap.json')
+    first = {'version': 1, 'cgroups': {'ct': {'properties': {'pids.max': 5}}}}
+    assert snapshot_mod.write_dest(first, dest, check_mode=True) is True
+    assert os.listdir(str(tmp_path)) == []  # check mode wrote nothing
+    assert snapshot_mod.write_dest(first, dest) is True
+    written = os.stat(dest)
+    assert snapshot_mod.write_dest(first, dest) is False
+    assert snapshot_mod.write_dest(first, dest, check_mode=True) is False
+    assert os.stat(dest).st_ino == written.st_ino  # left as it was, not rewritten
+    second = {'version': 1, 'cgroups': {'ct': {'properties': {'pids.max': 6}}}}
+    assert snapshot_mod.write_dest(second, dest, check_mode=True) is True
+    assert snapshot_mod.write_dest(second, dest) is True
+    with open(dest) as handle:
+        assert json.load(handle) == second
