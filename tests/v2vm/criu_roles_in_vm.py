@@ -176,6 +176,9 @@ def migrate(out, tree, kind, work, pid, probe, save):
         'cgroup_fleet_migrate_source': 'vm', 'cgroup_fleet_migrate_destination': 'destination',
         'cgroup_fleet_migrate_container': 'r/ct', 'cgroup_fleet_migrate_pid': pid,
         'cgroup_fleet_migrate_images_dir': os.path.join(work, 'migrate-images'),
+        # The source and the destination are one VM: the destination unpacks
+        # the images it got from the controller into a directory of its own.
+        'cgroup_fleet_migrate_destination_images_dir': os.path.join(work, 'migrate-images-destination'),
         'cgroup_fleet_migrate_view': view}, directory=os.path.join(REPO, 'playbooks'))
     step['expected_cgroup'] = {str(p): vm.expected_lines(kind, 'migrated/r/' + level) for p, level in tree.items()}
     step['after'] = {'cgroup': vm.placement(tree), 'limits': read_limits_below(kind, 'migrated/r')}
