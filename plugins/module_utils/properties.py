@@ -264,7 +264,6 @@ FILES = {
 }
 
 
-
 def mirror_counterparts(files):
     """Give each v2 file named as a v1 file's counterpart the mirror
     image: the v1 file, with the formulas swapped (in place, in files: FILES
