@@ -64,8 +64,12 @@ def _greater(a, b):
 
 
 class _Phases:
+    """Actions by the phase they go in (docs/ARCHITECTURE.md, "The order of
+    writes"), and the warnings of the files skipped on the way."""
+
     def __init__(self):
         self.early, self.widen, self.normal, self.narrow, self.last = [], [], [], [], []
+        self.warnings = []
 
 
 def _current(state, prop, created, where=''):
@@ -136,36 +140,61 @@ def _all_same(props, values, comparisons):
     return True
 
 
-def _property_actions(target, state, created, comparisons, missing, warnings):
-    """The cgroup's writes in their phases, or None when it has none.
-    comparisons: a values.Comparisons, shared by the cgroups of one plan."""
+def _property_actions(target, state, created, comparisons, missing):
+    """The cgroup's writes in their phases (a _Phases), or None when the
+    live values already mean the spec's. comparisons: a values.Comparisons,
+    shared by the cgroups of one plan; missing: missing_properties."""
     if not created and _all_same(target.props, state.values, comparisons):
         return None
-    h, path = target.hierarchy.name, target.path
+    phases = _Phases()
+    wanted = _wanted_files(target, state, created, missing, phases.warnings)
+    pending = _Pending(target, _differing(target, wanted, state, created, comparisons), phases)
+    if pending:
+        _order_memory_pair(pending, wanted, state, created)
+        _order_cfs_pair(pending, wanted, state, created)
+        _order_cpu_max_burst(pending)
+        _order_by_class(pending)
+    return phases
+
+
+def _wanted_files(target, state, created, missing, warnings):
+    """{name: Property} of the cgroup's files to converge. A file the
+    existing cgroup lacks is refused, or, with missing_properties=warn,
+    left out with a warning (appended to warnings)."""
     # cgroup.subtree_control is planned with the controllers the tree needs (_v2_enables)
     wanted = dict((p.name, p) for p in target.props if p.name != 'cgroup.subtree_control')
-    # On v2 a controller's files appear once the parent enables it, which this
-    # plan may do: until then they are not missing, only not there yet.
-    not_yet = frozenset()
-    if target.hierarchy.version == 2:
-        offered = frozenset((state.values.get('cgroup.controllers') or '').split())
-        not_yet = frozenset(n for n in wanted if properties.controller_of(n)
-                            and properties.controller_of(n) not in offered)
-    names = sorted(wanted)
-    values = state.values
-    if not created:
-        for name in names:
-            if values.get(name) is None and name not in not_yet:
-                skipped = policy.skip_missing_file(missing, h, path, name)
-                if skipped is None:
-                    raise Refusal(_missing_file_message(h, path, name))
-                warnings.append(skipped)
-                del wanted[name]
-    pending = {}
-    for name in names:
-        prop = wanted.get(name)
-        if prop is None:
-            continue
+    if created:
+        return wanted
+    h, path, values = target.hierarchy.name, target.path, state.values
+    not_yet = _not_offered_yet(target, state, wanted)
+    for name in sorted(wanted):
+        if values.get(name) is None and name not in not_yet:
+            skipped = policy.skip_missing_file(missing, h, path, name)
+            if skipped is None:
+                raise Refusal(_missing_file_message(h, path, name))
+            warnings.append(skipped)
+            del wanted[name]
+    return wanted
+
+
+def _not_offered_yet(target, state, wanted):
+    """The files of controllers the cgroup v2 parent does not offer yet. A
+    controller's files appear once the parent enables it, which this plan
+    may do: until then they are not missing, only not there yet."""
+    if target.hierarchy.version != 2:
+        return frozenset()
+    offered = frozenset((state.values.get('cgroup.controllers') or '').split())
+    return frozenset(n for n in wanted if properties.controller_of(n)
+                     and properties.controller_of(n) not in offered)
+
+
+def _differing(target, wanted, state, created, comparisons):
+    """{name: (Property, current value or None)} of the wanted files whose
+    live value differs from the spec's (every one, in a new cgroup)."""
+    h, path, values = target.hierarchy.name, target.path, state.values
+    differing = {}
+    for name in sorted(wanted):
+        prop = wanted[name]
         current = None
         raw = None if created else values.get(name)
         if raw is not None:
@@ -175,56 +204,88 @@ def _property_actions(target, state, created, comparisons, missing, warnings):
                 raise _unreadable(h, path, name, raw)
             if same:
                 continue
-        pending[name] = (prop, current)
-    if not pending:
-        return None
-    phases = _Phases()
+        differing[name] = (prop, current)
+    return differing
 
-    def emit(bucket, name):
-        prop, current = pending.pop(name)
-        bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
 
-    # memory.limit_in_bytes and memsw: memsw must stay >= limit at every step.
+class _Pending:
+    """One cgroup's writes still to place: {name: (Property, current)},
+    each taken once into a phase of phases."""
+
+    def __init__(self, target, writes, phases):
+        self.h, self.path = target.hierarchy.name, target.path
+        self.writes = writes
+        self.phases = phases
+
+    def __contains__(self, name):
+        return name in self.writes
+
+    def __bool__(self):
+        return bool(self.writes)
+
+    def take(self, bucket, name):
+        """Place the write of name last in bucket (one phase's list)."""
+        prop, current = self.writes.pop(name)
+        bucket.append(_write(self.h, self.path, name, current, prop.value, prop.spec_value))
+
+    def retry_after(self, bucket, prop, before):
+        """The last write in bucket, retried after writing prop (from
+        before) when the kernel refuses it first (apply.py's fallback)."""
+        fallback = _write(self.h, self.path, prop.name, before, prop.value, prop.spec_value)
+        bucket[-1] = bucket[-1]._replace(fallback=(prop.name, fallback.writes, before))
+
+
+def _order_memory_pair(pending, wanted, state, created):
+    """memory.limit_in_bytes and memsw: memsw must stay >= limit at every
+    step, so memsw goes first when the limit is raised, last when lowered."""
     limit_name, memsw_name = properties.MEMORY_PAIR
-    if limit_name in pending or memsw_name in pending:
-        limit = wanted.get(limit_name)
-        current_limit = _current(state, limit_name, created)
-        raising = limit is not None and current_limit is not None and _greater(limit.value, current_limit)
-        for name in ((memsw_name, limit_name) if raising else (limit_name, memsw_name)):
-            if name in pending:
-                emit(phases.normal, name)
+    if limit_name not in pending and memsw_name not in pending:
+        return
+    limit = wanted.get(limit_name)
+    current_limit = _current(state, limit_name, created)
+    raising = limit is not None and current_limit is not None and _greater(limit.value, current_limit)
+    for name in ((memsw_name, limit_name) if raising else (limit_name, memsw_name)):
+        if name in pending:
+            pending.take(pending.phases.normal, name)
 
-    # cfs period and quota: the pair goes top-down when the share grows,
-    # bottom-up when it shrinks; a refused period write is retried after the quota.
+
+def _order_cfs_pair(pending, wanted, state, created):
+    """cfs period and quota: the pair goes top-down when the CPU share
+    grows, bottom-up when it shrinks; a refused period write is retried
+    after the quota (the kernel checks the share with the old quota)."""
     period_name, quota_name = properties.CFS_PAIR
-    if period_name in pending or quota_name in pending:
-        bucket = phases.widen if _cfs_grows(wanted, state, created) else phases.narrow
-        if period_name in pending:
-            emit(bucket, period_name)
-            if quota_name in wanted:
-                quota = wanted[quota_name]
-                before = _current(state, quota_name, created)
-                fb = _write(h, path, quota_name, before, quota.value, quota.spec_value)
-                bucket[-1] = bucket[-1]._replace(fallback=(quota_name, fb.writes, before))
-        if quota_name in pending:
-            emit(bucket, quota_name)
+    if period_name not in pending and quota_name not in pending:
+        return
+    bucket = pending.phases.widen if _cfs_grows(wanted, state, created) else pending.phases.narrow
+    if period_name in pending:
+        pending.take(bucket, period_name)
+        if quota_name in wanted:
+            pending.retry_after(bucket, wanted[quota_name], _current(state, quota_name, created))
+    if quota_name in pending:
+        pending.take(bucket, quota_name)
 
-    # cpu.max.burst and cpu.max: the kernel refuses a burst above the quota
-    # (EINVAL), whichever of the two is written. As runc does (fs2/cpu.go),
-    # the burst goes first, which lowers it before a lower quota; a refused
-    # burst (one above the old quota) is retried after cpu.max.
+
+def _order_cpu_max_burst(pending):
+    """cpu.max.burst and cpu.max: the kernel refuses a burst above the quota
+    (EINVAL), whichever of the two is written. As runc does (fs2/cpu.go),
+    the burst goes first, which lowers it before a lower quota; a refused
+    burst (one above the old quota) is retried after cpu.max."""
     burst_name, cpu_max_name = properties.CPU_MAX_BURST
-    if burst_name in pending:
-        emit(phases.normal, burst_name)
-        if cpu_max_name in pending:
-            quota, before = pending[cpu_max_name]
-            fb = _write(h, path, cpu_max_name, before, quota.value, quota.spec_value)
-            phases.normal[-1] = phases.normal[-1]._replace(fallback=(cpu_max_name, fb.writes, before))
-            emit(phases.normal, cpu_max_name)
+    if burst_name not in pending:
+        return
+    normal = pending.phases.normal
+    pending.take(normal, burst_name)
+    if cpu_max_name in pending:
+        quota, before = pending.writes[cpu_max_name]
+        pending.retry_after(normal, quota, before)
+        pending.take(normal, cpu_max_name)
 
-    # the others by their file's order class (properties.FILES)
-    for name in sorted(pending):
-        prop, current = pending[name]
+
+def _order_by_class(pending):
+    """The other writes, by their file's order class (properties.FILES)."""
+    phases, h, path = pending.phases, pending.h, pending.path
+    for name in sorted(pending.writes):
+        prop, current = pending.writes[name]
         order = properties.file_of(name).order
         if order == properties.SET and current is not None:
             # Widen to the union top-down, then narrow bottom-up: a child's
@@ -234,16 +295,17 @@ def _property_actions(target, state, created, comparisons, missing, warnings):
                 phases.widen.append(_write(h, path, name, current, union, prop.spec_value))
             if union != prop.value:
                 phases.narrow.append(_write(h, path, name, union, prop.value, prop.spec_value))
-        elif order == properties.EARLY or order == properties.SET:
-            phases.early.append(_write(h, path, name, current, prop.value, prop.spec_value))
+            continue
+        if order == properties.EARLY or order == properties.SET:
+            bucket = phases.early
         elif order == properties.NUMBER:
             bucket = phases.widen if current is None or _greater(prop.value, current) else phases.narrow
-            bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
         elif order == properties.LAST:
-            phases.last.append(_write(h, path, name, current, prop.value, prop.spec_value))
+            bucket = phases.last
         else:  # NORMAL, and a pair's file that its pair rule above left to the others
-            phases.normal.append(_write(h, path, name, current, prop.value, prop.spec_value))
-    return phases
+            bucket = phases.normal
+        bucket.append(_write(h, path, name, current, prop.value, prop.spec_value))
+    pending.writes.clear()
 
 
 # The controllers a threaded cgroup offers its children (the kernel's
@@ -485,7 +547,7 @@ def _perm_actions(target, state, created):
     return actions
 
 
-def _nothing_to_do(targets, observed, restore, comparisons=None):
+def nothing_to_do(targets, observed, restore, comparisons=None):
     """True when the plan is empty, found the short way, which is what a
     re-run takes: every cgroup (cgroup v1 only) and each of its ancestors
     exists, and, where properties are restored, each property's live text
@@ -581,21 +643,65 @@ def _fs_name(fs_type):
     return 'a %s filesystem' % _FS_NAMES.get(fs_type, 'statfs type 0x%x' % fs_type)
 
 
-def make_plan(targets, planned_mounts, observed, mode, restore_properties='all', prune=False,
-              missing_properties='fail'):
-    """Ordered actions for a restore, or Refusal. Pure. mode: its name; what
-    it allows is read from its row of policy.MODES."""
-    rules = policy.mode(mode)
+# What the planner is asked: mode (its name; what it allows is read from its
+# row of policy.MODES), restore_properties (all, created or none: which
+# cgroups get their properties written), prune (remove the empty cgroups the
+# spec does not name) and missing_properties (fail or warn).
+PlanOptions = namedtuple('PlanOptions', 'mode restore_properties prune missing_properties',
+                         defaults=('all', False, 'fail'))
+
+
+def plan_options_of(options):
+    """The PlanOptions of the module's parsed options (a spec.Options)."""
+    return PlanOptions(options.mode, options.restore_properties, options.prune, options.missing_properties)
+
+
+def make_plan(targets, planned_mounts, observed, options):
+    """Ordered actions for a restore, or Refusal. Pure. options: a
+    PlanOptions. A re-run of an unchanged tree is answered the short way
+    (nothing_to_do); everything else goes the full way (full_plan)."""
+    comparisons = Comparisons(properties.kind_of, observed.page_size)
+    if not planned_mounts and not options.prune and nothing_to_do(
+            targets, observed, options.restore_properties == 'all', comparisons):
+        return Plan(actions=[], skipped_prune=[], warnings=[])
+    return full_plan(targets, planned_mounts, observed, options, comparisons)
+
+
+def full_plan(targets, planned_mounts, observed, options, comparisons=None):
+    """The planner without the no-op shortcut, in the phases of this
+    module's docstring: the mounts, the cgroups to create, each cgroup's
+    block top-down, then the tail (narrowing, prune, controllers disabled,
+    freezing). make_plan gives the same plan whenever nothing_to_do is true;
+    the tests compare the two ways."""
+    rules = policy.mode(options.mode)
+    comparisons = comparisons or Comparisons(properties.kind_of, observed.page_size)
+    mounts = _mount_actions(planned_mounts, observed, rules)
+    tree = _Tree(targets)
+    walk = _creations(tree, observed, targets, rules)
 
     def state_of(h, path):
         return observed.cgroups.get((h, path), MISSING)
+    enables, disables, final_controllers, need = _v2_enables(tree.by_hierarchy, tree.hierarchy_of, walk.created,
+                                                             state_of)
+    if enables:
+        listed = set((h, path) for _d, h, path, _t in walk.top_down)
+        walk.top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
+    blocks = _Blocks(tree, observed, options, comparisons, walk.created, enables)
+    walk.top_down.sort(key=_BY_DEPTH)
+    setup = []
+    for _depth, h, path, target in walk.top_down:
+        setup.extend(blocks.block(h, path, target))
+    tail, skipped = _tail(tree, observed, options, blocks.later, disables, final_controllers, need)
+    actions = mounts + setup + tail
+    if not rules.adopts and walk.conflicts and (setup or tail):
+        raise Refusal(_conflict_message(rules, walk.conflicts))
+    return Plan(actions=actions, skipped_prune=skipped, warnings=blocks.later.warnings)
 
-    comparisons = Comparisons(properties.kind_of, observed.page_size)
-    if not planned_mounts and not prune and _nothing_to_do(targets, observed, restore_properties == 'all',
-                                                           comparisons):
-        return Plan(actions=[], skipped_prune=[], warnings=[])
+
+def _mount_actions(planned_mounts, observed, rules):
+    """Phase 1: a mount for each hierarchy that is not mounted yet, where the
+    mode may mount and a fresh mount is sound (mount_refusal)."""
     actions = []
-    warnings = []
     for name in sorted(planned_mounts):
         if not rules.may_mount:
             raise Refusal('Failed to restore in %s mode: hierarchy %s is not mounted under the mountpoint; '
@@ -606,22 +712,40 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
             raise Refusal(refusal)
         actions.append(_action('mount', name, (), after=hz.mount_options(sorted(hierarchy.controllers)),
                                spec_value=hierarchy.mount_point))
+    return actions
 
-    by_hierarchy = {}
-    hierarchy_of = {}
-    for t in targets:
-        paths = by_hierarchy.get(t.hierarchy.name)
-        if paths is None:
-            paths = by_hierarchy[t.hierarchy.name] = {}
-            hierarchy_of[t.hierarchy.name] = t.hierarchy
-        paths[t.path] = t
+
+class _Tree:
+    """The targets by hierarchy: by_hierarchy {name: {path: Target}} and
+    hierarchy_of {name: hierarchies.Hierarchy}."""
+
+    def __init__(self, targets):
+        self.by_hierarchy = {}
+        self.hierarchy_of = {}
+        for t in targets:
+            paths = self.by_hierarchy.get(t.hierarchy.name)
+            if paths is None:
+                paths = self.by_hierarchy[t.hierarchy.name] = {}
+                self.hierarchy_of[t.hierarchy.name] = t.hierarchy
+            paths[t.path] = t
+
+
+# created: {(hierarchy, path)} that the plan makes; conflicts: [(hierarchy,
+# path)] of the spec that exist already; top_down: [(depth, hierarchy, path,
+# Target or None for an ancestor the spec does not name)], not yet sorted.
+_Walk = namedtuple('_Walk', 'created conflicts top_down')
+
+
+def _creations(tree, observed, targets, rules):
+    """Which cgroups the plan creates (the spec's missing ones and their
+    missing ancestors), where the mode may create them, and which of the
+    spec's exist already."""
     conflicts = []
     created = set()
     top_down = []
     cgroups = observed.cgroups
-    for h, paths in sorted(by_hierarchy.items()):
+    for h, paths in sorted(tree.by_hierarchy.items()):
         for path in sorted(paths):
-            target = paths[path]
             for depth in range(1, len(path)):
                 anc = path[:depth]
                 if anc in paths or (h, anc) in created or cgroups.get((h, anc), MISSING).exists:
@@ -639,73 +763,99 @@ def make_plan(targets, planned_mounts, observed, mode, restore_properties='all',
                 created.add((h, path))
             elif path:
                 conflicts.append((h, path))
-            top_down.append((len(path), h, path, target))
-    enables, disables, final_controllers, need = _v2_enables(by_hierarchy, hierarchy_of, created, state_of)
-    if enables:
-        listed = set((h, path) for _d, h, path, _t in top_down)
-        top_down.extend((len(path), h, path, None) for h, path in enables if (h, path) not in listed)
+            top_down.append((len(path), h, path, paths[path]))
+    return _Walk(created, conflicts, top_down)
 
-    phases = _Phases()
-    setup = []
-    # The cpuset each cgroup ends with, where the plan decides it (None: left
-    # as the kernel has it), so a new child can start inside its parent's.
-    final_sets = {}
-    # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
-    v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
-                     for h, hierarchy in hierarchy_of.items())
-    top_down.sort(key=_BY_DEPTH)
-    restore_all = restore_properties == 'all'
-    for _depth, h, path, target in top_down:
+
+class _Blocks:
+    """Phase 2, one cgroup at a time, top-down: its block of actions (mkdir
+    and a new cpuset's start values, controllers enabled for its children,
+    owner and mode, the early, widening and normal writes, file perms). Its
+    narrowing and last writes, and the warnings, collect in later."""
+
+    def __init__(self, tree, observed, options, comparisons, created, enables):
+        self.cgroups = observed.cgroups
+        self.options = options
+        self.comparisons = comparisons
+        self.created = created
+        self.enables = enables
+        self.later = _Phases()
+        # The cpuset each cgroup ends with, where the plan decides it (None: left
+        # as the kernel has it), so a new child can start inside its parent's.
+        self.final_sets = {}
+        # Only a v1 cpuset hierarchy gives a new cgroup start values (_new_cgroup_actions).
+        self.v1_cpuset = dict((h, hierarchy.version == 1 and 'cpuset' in hierarchy.controllers)
+                              for h, hierarchy in tree.hierarchy_of.items())
+
+    def _restores(self, target, is_new):
+        """Whether this cgroup's properties are written (restore_properties)."""
+        choice = self.options.restore_properties
+        return target is not None and (choice == 'all' or (choice == 'created' and is_new))
+
+    def block(self, h, path, target):
         key = (h, path)
-        is_new = key in created
-        restore = target is not None and (restore_all or (restore_properties == 'created' and is_new))
+        is_new = key in self.created
+        restore = self._restores(target, is_new)
         block = []
         if is_new:
-            block.extend(_new_cgroup_actions(h, path, v1_cpuset[h], final_sets))
-        if enables and key in enables:
-            block.append(enables[key])
-        if v1_cpuset[h]:
-            own_sets = dict((p.name, p.value) for p in target.props
-                            if p.name in properties.HIERARCHICAL_SETS) if restore else {}
-            for name in properties.HIERARCHICAL_SETS:
-                final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
+            block.extend(_new_cgroup_actions(h, path, self.v1_cpuset[h], self.final_sets))
+        if key in self.enables:
+            block.append(self.enables[key])
+        if self.v1_cpuset[h]:
+            self._remember_sets(h, path, target, restore, is_new)
         if target is not None:
-            state = cgroups.get((h, path), MISSING)
-            # A new cgroup always gets its owner and mode; an adopted one only
-            # when its properties are restored too.
-            cg = target.cgroup
-            has_perms = cg.perms is not None or cg.file_perms
-            perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else ()
-            if perms:
-                block.extend(a for a in perms if a.prop is None)
-            if restore:
-                own = _property_actions(target, state, is_new, comparisons, missing_properties, warnings)
-                if own is not None:
-                    block.extend(own.early + own.widen + own.normal)
-                    phases.narrow.extend(own.narrow)
-                    phases.last.extend(own.last)
-            if perms:
-                block.extend(a for a in perms if a.prop is not None)
-        if block:
-            setup.extend(block)
+            block.extend(self._own_actions(target, is_new, restore))
+        return block
 
-    # Controllers are disabled bottom-up, after the other narrowing writes
-    # and after prune has removed the cgroups that used them.
-    narrow = sorted(phases.narrow, key=lambda a: -len(a.path))
-    removals, skipped = _prune(by_hierarchy, observed) if prune else ([], [])
+    def _remember_sets(self, h, path, target, restore, is_new):
+        own_sets = dict((p.name, p.value) for p in target.props
+                        if p.name in properties.HIERARCHICAL_SETS) if restore else {}
+        final_sets = self.final_sets
+        for name in properties.HIERARCHICAL_SETS:
+            final_sets[(h, path, name)] = own_sets.get(name, final_sets.get((h, path, name)) if is_new else None)
+
+    def _own_actions(self, target, is_new, restore):
+        """The directory's owner and mode, the properties, the file perms."""
+        state = self.cgroups.get((target.hierarchy.name, target.path), MISSING)
+        # A new cgroup always gets its owner and mode; an adopted one only
+        # when its properties are restored too.
+        cg = target.cgroup
+        has_perms = cg.perms is not None or cg.file_perms
+        perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else ()
+        actions = [a for a in perms if a.prop is None]
+        if restore:
+            own = _property_actions(target, state, is_new, self.comparisons, self.options.missing_properties)
+            if own is not None:
+                actions.extend(own.early + own.widen + own.normal)
+                self.later.narrow.extend(own.narrow)
+                self.later.last.extend(own.last)
+                self.later.warnings.extend(own.warnings)
+        actions.extend(a for a in perms if a.prop is not None)
+        return actions
+
+
+def _tail(tree, observed, options, later, disables, final_controllers, need):
+    """Phases 3 to 6, after every cgroup's block: the narrowing writes
+    bottom-up, prune, controllers disabled bottom-up (after the other
+    narrowing writes, and after prune removed the cgroups that used them),
+    the last writes. Returns (actions, the cgroups prune kept for their tasks)."""
+    narrow = sorted(later.narrow, key=lambda a: -len(a.path))
+    removals, skipped = _prune(tree.by_hierarchy, observed) if options.prune else ([], [])
     disabling = list(disables.values())
     if removals:
-        disabling += _prune_disables(removals, observed, by_hierarchy, hierarchy_of, final_controllers, need)
+        disabling += _prune_disables(removals, observed, tree.by_hierarchy, tree.hierarchy_of, final_controllers,
+                                     need)
     disabling.sort(key=lambda a: (-len(a.path), a.hierarchy, a.path))
-    actions.extend(setup + narrow + removals + disabling + phases.last)
+    return narrow + removals + disabling + later.last, skipped
 
-    if not rules.adopts and conflicts and [a for a in actions if a.kind != 'mount']:
-        raise Refusal('Failed to restore in %s mode: %d cgroup(s) of the spec already exist and differ from it: '
-                      '%s. Nothing was written. Use mode=opport to adopt them, or remove them first.'
-                      % (rules.name, len(conflicts), ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
-                         + (' ...' if len(conflicts) > 10 else '')))
 
-    return Plan(actions=actions, skipped_prune=skipped, warnings=warnings)
+def _conflict_message(rules, conflicts):
+    """A mode that does not adopt (strict) meets cgroups of the spec that
+    exist and differ from it."""
+    shown = ', '.join('%s:%s' % (h, show_path(path)) for h, path in conflicts[:10])
+    return ('Failed to restore in %s mode: %d cgroup(s) of the spec already exist and differ from it: %s. Nothing '
+            'was written. Use mode=opport to adopt them, or remove them first.'
+            % (rules.name, len(conflicts), shown + (' ...' if len(conflicts) > 10 else '')))
 
 
 def _prune(by_hierarchy, observed):

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the collection knows about each cgroup file, in one record per file
 (FILES): its value kind, its write-order class, the partner its order needs,
-whether it is a cgroup v1 or v2 name, and the hints for the kernel's
-refusals. Also which files are settings at all, and which controller owns each."""
+whether it is a cgroup v1 or v2 name, its counterpart in the other version
+(with the formulas both ways), and the hints for the kernel's refusals.
+Also which files are settings at all, and which controller owns each."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -80,6 +81,89 @@ _DEVICES_HINTS = dict.fromkeys(
     'a cgroup may not allow devices that its parent denies, and deny-all needs a cgroup with no children')
 _NO_HINTS = {}
 
+# How a file's setting is said in the other cgroup version (translate.py
+# applies it; docs/TRANSLATION.md explains each formula):
+#   name        the other version's file; None where the setting needs no
+#               file there (the value is checked, then dropped)
+#   to_other    this file's value -> the other file's value
+#   from_other  the other file's value -> this file's value
+# A formula raises Unmappable(reason) for a value the other version cannot
+# say. Given on the v1 file; the v2 file's record gets the mirror image
+# (mirror_counterparts). A counterpart without formulas (None) is a pair's:
+# both files together make the other version's one file, by the pair's
+# formula in translate.py (memsw and the limit, the cfs quota and period).
+Counterpart = namedtuple('Counterpart', 'name to_other from_other')
+
+
+class Unmappable(ValueError):
+    """A value that the other cgroup version cannot say; str() is why."""
+
+
+def _same(value):
+    return value
+
+
+def shares_to_weight(shares):
+    """Proportional, as systemd does: 1024 shares (the v1 default) is weight
+    100 (the v2 default), and ratios between siblings are kept. Rounded to
+    the nearest weight, where systemd's integer division truncates."""
+    return max(1, min(10000, int(round(shares * 100.0 / 1024))))
+
+
+def weight_to_shares(weight):
+    return max(2, min(262144, int(round(weight * 1024.0 / 100))))
+
+
+def blkio_to_io_weight(weight):
+    """Proportional too: 500 (the v1 default) is 100 (the v2 default)."""
+    return max(1, min(10000, int(round(weight / 5.0))))
+
+
+def io_to_blkio_weight(weight):
+    return max(10, min(1000, int(round(weight * 5.0))))
+
+
+def _blkio_to_io(weight):
+    return (('default', str(blkio_to_io_weight(weight))),)
+
+
+def _io_to_blkio(io_weight):
+    default = dict(io_weight).get('default')
+    if default is None or len(io_weight) > 1:
+        raise Unmappable('only a default weight maps to blkio.weight')
+    return io_to_blkio_weight(int(default))
+
+
+def _frozen_to_freeze(state):
+    return 1 if state == 'FROZEN' else 0
+
+
+def _freeze_to_frozen(freeze):
+    return 'FROZEN' if freeze else 'THAWED'
+
+
+def _always_hierarchical(use_hierarchy):
+    if use_hierarchy != 1:
+        raise Unmappable('cgroup v2 is always hierarchical')
+
+
+def _soft_limit_to_low(soft_limit):
+    """An unlimited soft limit protects nothing: memory.low 0."""
+    return 0 if soft_limit == v.UNLIMITED else soft_limit
+
+
+SAME = Counterpart(None, _same, _same)  # the same value under the name given: SAME._replace(name=...)
+
+
+def _same_as(name):
+    return SAME._replace(name=name)
+
+
+def _paired(name):
+    """The counterpart of a pair's file, translated by the pair's formula."""
+    return Counterpart(name, None, None)
+
+
 # Everything the collection knows about one cgroup file:
 #   kind     its value kind (values.py): how a spec value is parsed, the
 #            kernel's text read, the two compared and the text to write rendered
@@ -90,30 +174,38 @@ _NO_HINTS = {}
 #            and meaning in both (translate.py translates the others; its
 #            formulas are in docs/TRANSLATION.md)
 #   hints    {errno: text} for the kernel's refusals of a write (above)
-# A new file, such as cpu.max.burst, is added here, in one line.
-File = namedtuple('File', 'kind order partner version hints')
+#   counterpart  a Counterpart (above): the file that says this setting in
+#            the other version, and the formulas; None: it has none there
+# A new file, such as cpu.max.burst, is added here, in one line (and its
+# counterpart, if any, is one field of its v1 file's line).
+File = namedtuple('File', 'kind order partner version hints counterpart')
 
 
-def _file(kind, order=NORMAL, version=1, partner=None, hints=None):
-    return File(kind, order, partner, version, hints if hints is not None else _NO_HINTS)
+def _file(kind, order=NORMAL, version=1, partner=None, hints=None, counterpart=None):
+    return File(kind, order, partner, version, hints if hints is not None else _NO_HINTS, counterpart)
 
 
 _V2 = 2
 _BOTH = None
 FILES = {
-    'memory.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMORY_LIMIT_HINTS),
-    'memory.memsw.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMSW_HINTS),
-    'memory.soft_limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
+    'memory.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMORY_LIMIT_HINTS,
+                                   counterpart=_same_as('memory.max')),
+    'memory.memsw.limit_in_bytes': _file(v.MemorySize(), PAIR, hints=_MEMSW_HINTS,
+                                         counterpart=_paired('memory.swap.max')),
+    'memory.soft_limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS,
+                                        counterpart=Counterpart('memory.low', _soft_limit_to_low, _same)),
     'memory.kmem.limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
     'memory.kmem.tcp.limit_in_bytes': _file(v.MemorySize(), hints=_MEMORY_LIMIT_HINTS),
     'memory.swappiness': _file(v.Integer(0, 200)),
-    'memory.use_hierarchy': _file(v.Flag(), EARLY),
+    'memory.use_hierarchy': _file(v.Flag(), EARLY, counterpart=Counterpart(None, _always_hierarchical, None)),
     'memory.move_charge_at_immigrate': _file(v.Integer(0, 3)),
     'memory.oom_control': _file(v.OomControl()),
-    'cpu.shares': _file(v.Integer(2, 262144, clamp=True)),
-    'cpu.cfs_period_us': _file(v.Integer(1000, 1000000), PAIR, partner='cpu.cfs_quota_us', hints=_CFS_HINTS),
+    'cpu.shares': _file(v.Integer(2, 262144, clamp=True),
+                        counterpart=Counterpart('cpu.weight', shares_to_weight, weight_to_shares)),
+    'cpu.cfs_period_us': _file(v.Integer(1000, 1000000), PAIR, partner='cpu.cfs_quota_us', hints=_CFS_HINTS,
+                               counterpart=_paired('cpu.max')),
     'cpu.cfs_quota_us': _file(v.Integer(1000, None, unlimited_text='-1'), PAIR, partner='cpu.cfs_period_us',
-                              hints=_CFS_HINTS),
+                              hints=_CFS_HINTS, counterpart=_paired('cpu.max')),
     'cpu.cfs_burst_us': _file(v.Integer(0, None), hints=_CFS_HINTS),
     'cpu.rt_period_us': _file(v.Integer(1, None)),
     'cpu.rt_runtime_us': _file(v.Integer(None, None, unlimited_text='-1'), NUMBER),
@@ -129,7 +221,7 @@ FILES = {
     'cpuset.sched_load_balance': _file(v.Flag(), hints=_CPUSET_HINTS),
     'cpuset.sched_relax_domain_level': _file(v.Integer(-1, 5), hints=_CPUSET_HINTS),
     'pids.max': _file(v.Integer(0, None, unlimited_text='max'), version=_BOTH),
-    'blkio.weight': _file(v.Integer(10, 1000)),
+    'blkio.weight': _file(v.Integer(10, 1000), counterpart=Counterpart('io.weight', _blkio_to_io, _io_to_blkio)),
     'blkio.leaf_weight': _file(v.Integer(10, 1000)),
     'blkio.weight_device': _file(v.KeyedLines()),
     'blkio.throttle.read_bps_device': _file(v.KeyedLines()),
@@ -139,7 +231,8 @@ FILES = {
     'net_prio.ifpriomap': _file(v.KeyedLines()),
     'net_cls.classid': _file(v.HexOrInt()),
     'devices.list': _file(v.DeviceList(), EARLY, hints=_DEVICES_HINTS),
-    'freezer.state': _file(v.FreezerState(), LAST),
+    'freezer.state': _file(v.FreezerState(), LAST, counterpart=Counterpart('cgroup.freeze', _frozen_to_freeze,
+                                                                           _freeze_to_frozen)),
     'cgroup.clone_children': _file(v.Flag(), EARLY),
     'notify_on_release': _file(v.Flag()),
     # cgroup v2
@@ -170,6 +263,24 @@ FILES = {
     'cgroup.freeze': _file(v.Flag(), LAST, _V2),
 }
 
+
+def mirror_counterparts(files):
+    """Give each v2 file named as a v1 file's counterpart the mirror
+    image: the v1 file, with the formulas swapped (in place, in files: FILES
+    at import, and a test's copy with a record added). A pair's v2 file
+    (cpu.max, memory.swap.max) names the pair's first file."""
+    for name, record in list(files.items()):
+        counterpart = record.counterpart
+        if counterpart is None or counterpart.name is None or record.version != 1:
+            continue
+        other = files[counterpart.name]
+        if other.counterpart is None:
+            files[counterpart.name] = other._replace(
+                counterpart=Counterpart(name, counterpart.from_other, counterpart.to_other))
+
+
+mirror_counterparts(FILES)
+
 # The write-order sets that plan.py walks (views of FILES).
 HIERARCHICAL_SETS = frozenset(name for name, f in FILES.items() if f.order == SET)
 
@@ -192,7 +303,20 @@ def file_of(name):
     else:
         kind = v.Kind()
     version = _V2 if name.startswith('hugetlb.') and name.endswith('.max') else 1
-    return File(kind, NORMAL, None, version, _hints_by_name(name))
+    return File(kind, NORMAL, None, version, _hints_by_name(name), _hugetlb_counterpart(name))
+
+
+def _hugetlb_counterpart(name):
+    """A huge page size's limit, the same bytes under the other version's
+    name: hugetlb.<size>.limit_in_bytes (v1) is hugetlb.<size>.max (v2), and
+    so for the rsvd limits."""
+    if not name.startswith('hugetlb.'):
+        return None
+    if name.endswith('.limit_in_bytes'):
+        return _same_as(name[:-len('limit_in_bytes')] + 'max')
+    if name.endswith('.max'):
+        return _same_as(name[:-len('max')] + 'limit_in_bytes')
+    return None
 
 
 def _hints_by_name(name):

@@ -27,7 +27,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
     ApplyError, Refusal, SpecError)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import mount_places, observe
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan, perms_for
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan, perms_for, plan_options_of
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import applies_to
 
 
@@ -176,12 +176,9 @@ class _Host:
 
 
 def _observe_and_plan(host, spec, options):
-    notes = []
-    targets, planned = tg.resolve(spec, host.hierarchies, host.kernel, options.remap, options.mountpoint,
-                                  options.allow_systemd_managed, options.translate, options.translate_unmappable,
-                                  notes)
+    targets, planned, notes = tg.resolve(spec, host.hierarchies, host.kernel, tg.placement_of(options))
     targets, fit_notes = fit.fit(targets, host.destination(), options.fit_destination)
-    notes.extend(fit_notes)
+    notes = notes + fit_notes
     host.open(targets)
     try:
         observed = observe(targets, host.handles, os.sysconf('SC_PAGE_SIZE'), want_subtrees=options.prune)
@@ -189,8 +186,7 @@ def _observe_and_plan(host, spec, options):
             observed = observed._replace(places=mount_places(planned, options.mountpoint, host.hierarchies))
     except (OSError, cgroupfs.NotCgroupFS) as exc:
         raise Refusal('Failed to read the current cgroups: %s. Nothing was written.' % exc)
-    plan = make_plan(targets, planned, observed, options.mode, options.restore_properties, options.prune,
-                     options.missing_properties)
+    plan = make_plan(targets, planned, observed, plan_options_of(options))
     plan.warnings[:0] = notes
     return targets, observed, plan
 

@@ -42,62 +42,108 @@ def _v2_of(hierarchies):
     return found[0] if found else None
 
 
-def resolve(spec, hierarchies, kernel_controllers, remap, mountpoint, allow_systemd_managed=False,
-            translate='auto', unmappable='fail', warnings=None):
-    """A list of Targets, one per (spec cgroup, hierarchy), and the hierarchies
-    that must be mounted first (name -> Hierarchy). A controller lives in its
-    v1 hierarchy; failing that, where a v2 hierarchy is mounted, in it; failing
-    that, a v1 hierarchy is planned for mounting (see _home)."""
+# The options that decide where a spec's cgroups land and how their
+# properties are said there: the root remap (spec.Remap), the mountpoint,
+# whether a systemd unit's cgroups may be written, and the two translation
+# choices (translate: auto or never; unmappable: fail or skip).
+Placement = namedtuple('Placement', 'remap mountpoint allow_systemd_managed translate unmappable',
+                       defaults=(False, 'auto', 'fail'))
+
+
+def placement_of(options):
+    """The Placement of the module's parsed options (a spec.Options)."""
+    return Placement(options.remap, options.mountpoint, options.allow_systemd_managed, options.translate,
+                     options.translate_unmappable)
+
+
+# targets: [Target]; planned: the hierarchies that must be mounted first
+# (name -> hierarchies.Hierarchy); warnings: the properties skipped because
+# they have no counterpart in their hierarchy's version (unmappable=skip).
+Resolved = namedtuple('Resolved', 'targets planned warnings')
+
+
+def resolve(spec, hierarchies, kernel_controllers, placement):
+    """Where each cgroup of the spec lives: a Resolved, with one Target per
+    (spec cgroup, hierarchy). A controller lives in its v1 hierarchy; failing
+    that, where a v2 hierarchy is mounted, in it; failing that, a v1
+    hierarchy is planned for mounting (see _home). placement: a Placement."""
     planned = {}
     targets = []
+    warnings = []
     v2 = _v2_of(hierarchies)
     # Cgroups of one shape (controllers and property names) live in the same
     # hierarchies and split their properties the same way: work that out once.
     shapes = {}
-    remapped = {}
-    no_remap = not remap.root and not remap.roots and remap.root_from is None
-    unit_of = {}  # path -> the systemd unit it lies in, if any
+    place = _Paths(placement)
     append = targets.append
     for cg in spec.cgroups:
         key = (cg.controllers, tuple(map(_NAME, cg.properties)))
         shape = shapes.get(key)
         if shape is None:
-            shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate)
+            shape = shapes[key] = _shape(cg, hierarchies, v2, kernel_controllers, placement.mountpoint, planned,
+                                         placement.translate)
         for hierarchy, indices, controllers, needs_translation, is_planned in shape:
-            if hierarchy.read_only:
-                raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
-                              % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
-            if no_remap:
-                path = cg.path
-            else:
-                if hierarchy.name not in remapped:
-                    remapped[hierarchy.name] = sorted(hierarchy.controllers)
-                path = remap_path(cg.path, remapped[hierarchy.name], remap)
-            if not allow_systemd_managed:
-                unit = unit_of.get(path, False)
-                if unit is False:
-                    unit = unit_of[path] = systemd_unit_in(path)
-                if unit:
-                    raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
-                                  'reverts such writes on daemon-reload. Restore it the systemd way with the module '
-                                  'checkpoint_restore.cgroups.cgroup_systemd_unit (a delegated unit whose limits are '
-                                  'unit properties), restore elsewhere, or set allow_systemd_managed=true if systemd '
-                                  'delegates it to you.'
-                                  % (hierarchy.name, show_path(path), unit))
+            path = place.path_of(cg, hierarchy)
             props = cg.properties
             own = props if indices is None else tuple([props[i] for i in indices])
             if needs_translation:
-                own, refused = translate_mod.for_hierarchy(list(own), hierarchy.version, translate)
-                own = tuple(own)
-                for prop_name, reason in sorted((refused or {}).items()):
-                    message = ('%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason))
-                    if unmappable != 'skip':
-                        raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
-                                      'without it.' % message)
-                    if warnings is not None:
-                        warnings.append('Skipped %s.' % message)
+                own = _translated(own, hierarchy, path, placement, warnings)
             append(_new(Target, (cg, hierarchy, path, is_planned, own, controllers)))
-    return targets, planned
+    return Resolved(targets, planned, warnings)
+
+
+class _Paths:
+    """The path of a spec cgroup in a hierarchy, after the root remap, with
+    the refusals of a read-only hierarchy and of a systemd unit. Remembers
+    what it worked out: a tree repeats hierarchies and paths."""
+
+    def __init__(self, placement):
+        self.remap = placement.remap
+        self.no_remap = not self.remap.root and not self.remap.roots and self.remap.root_from is None
+        self.check_units = not placement.allow_systemd_managed
+        self.controllers = {}  # hierarchy name -> its sorted controllers, as remap_path takes them
+        self.unit_of = {}  # path -> the systemd unit it lies in, or None
+
+    def path_of(self, cg, hierarchy):
+        if hierarchy.read_only:
+            raise Refusal('Failed to restore cgroup %r: hierarchy %s is mounted read-only at %s.'
+                          % (show_path(cg.path), hierarchy.name, hierarchy.mount_point))
+        if self.no_remap:
+            path = cg.path
+        else:
+            controllers = self.controllers.get(hierarchy.name)
+            if controllers is None:
+                controllers = self.controllers[hierarchy.name] = sorted(hierarchy.controllers)
+            path = remap_path(cg.path, controllers, self.remap)
+        if self.check_units:
+            self._refuse_systemd_unit(hierarchy, path)
+        return path
+
+    def _refuse_systemd_unit(self, hierarchy, path):
+        unit = self.unit_of.get(path, False)
+        if unit is False:
+            unit = self.unit_of[path] = systemd_unit_in(path)
+        if unit:
+            raise Refusal('Failed to restore %s:%s: it lies in %s, a cgroup that systemd manages; systemd '
+                          'reverts such writes on daemon-reload. Restore it the systemd way with the module '
+                          'checkpoint_restore.cgroups.cgroup_systemd_unit (a delegated unit whose limits are '
+                          'unit properties), restore elsewhere, or set allow_systemd_managed=true if systemd '
+                          'delegates it to you.'
+                          % (hierarchy.name, show_path(path), unit))
+
+
+def _translated(props, hierarchy, path, placement, warnings):
+    """A cgroup's properties said in its hierarchy's version. One without a
+    counterpart there is refused by name, or, with unmappable=skip, left out
+    with a warning (appended to warnings, the list resolve returns)."""
+    own, refused = translate_mod.for_hierarchy(list(props), hierarchy.version, placement.translate)
+    for prop_name, reason in sorted((refused or {}).items()):
+        message = '%s:%s property %s: %s' % (hierarchy.name, show_path(path), prop_name, reason)
+        if placement.unmappable != 'skip':
+            raise Refusal('Failed to translate %s; use translate_unmappable=skip to restore the rest '
+                          'without it.' % message)
+        warnings.append('Skipped %s.' % message)
+    return tuple(own)
 
 
 def _shape(cg, hierarchies, v2, kernel_controllers, mountpoint, planned, translate):

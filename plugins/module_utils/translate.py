@@ -2,8 +2,11 @@
 # Copyright: checkpoint_restore.cgroups contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Translate a cgroup's properties between v1 and v2 names when the spec and
-the hierarchy it lands in disagree. Pure. The formulas and the reasons for
-each choice are in docs/TRANSLATION.md."""
+the hierarchy it lands in disagree. Pure. What each file is in the other
+version, and the formula, is the counterpart in its record
+(properties.FILES); the two pairs whose files together make one file of the
+other version have their formulas here. docs/TRANSLATION.md gives the
+formulas and the reasons for each choice."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -23,26 +26,6 @@ def is_v1_name(name):
     return properties.file_of(name).version == 1
 
 
-def shares_to_weight(shares):
-    """Proportional, as systemd does: 1024 shares (the v1 default) is weight
-    100 (the v2 default), and ratios between siblings are kept. Rounded to
-    the nearest weight, where systemd's integer division truncates."""
-    return max(1, min(10000, int(round(shares * 100.0 / 1024))))
-
-
-def weight_to_shares(weight):
-    return max(2, min(262144, int(round(weight * 1024.0 / 100))))
-
-
-def blkio_to_io_weight(weight):
-    """Proportional too: 500 (the v1 default) is 100 (the v2 default)."""
-    return max(1, min(10000, int(round(weight / 5.0))))
-
-
-def io_to_blkio_weight(weight):
-    return max(10, min(1000, int(round(weight * 5.0))))
-
-
 def _p(name, value, sources):
     """A translated Property; spec_value records the spec's names and values."""
     return Property(name, value, dict((n, v.spec_value) for n, v in sources))
@@ -52,48 +35,9 @@ def to_v2(props):
     """v1 properties (a {name: Property} dict) -> (v2 Property list, unmappable {name: reason})."""
     out, refused = [], {}
     take = dict(props)
-
-    def pop(name):
-        return take.pop(name, None)
-    limit, memsw = pop('memory.limit_in_bytes'), pop('memory.memsw.limit_in_bytes')
-    if limit is not None:
-        out.append(_p('memory.max', limit.value, [(limit.name, limit)]))
-    if memsw is not None:
-        if limit is None:
-            refused[memsw.name] = 'memory.swap.max is memsw minus the limit, and memory.limit_in_bytes is not given'
-        else:
-            swap = UNLIMITED if memsw.value == UNLIMITED else (
-                0 if limit.value == UNLIMITED else max(0, memsw.value - limit.value))
-            out.append(_p('memory.swap.max', swap, [(limit.name, limit), (memsw.name, memsw)]))
-    soft = pop('memory.soft_limit_in_bytes')
-    if soft is not None:
-        out.append(_p('memory.low', 0 if soft.value == UNLIMITED else soft.value, [(soft.name, soft)]))
-    shares = pop('cpu.shares')
-    if shares is not None:
-        out.append(_p('cpu.weight', shares_to_weight(shares.value), [(shares.name, shares)]))
-    quota, period = pop('cpu.cfs_quota_us'), pop('cpu.cfs_period_us')
-    if quota is not None or period is not None:
-        if quota is None:
-            refused[period.name] = 'cpu.max needs the quota too (cpu.cfs_quota_us)'
-        else:
-            sources = [(x.name, x) for x in (quota, period) if x is not None]
-            out.append(_p('cpu.max', (quota.value, period.value if period else None), sources))
-    blkio = pop('blkio.weight')
-    if blkio is not None:
-        out.append(_p('io.weight', (('default', str(blkio_to_io_weight(blkio.value))),), [(blkio.name, blkio)]))
-    freezer = pop('freezer.state')
-    if freezer is not None:
-        out.append(_p('cgroup.freeze', 1 if freezer.value == 'FROZEN' else 0, [(freezer.name, freezer)]))
-    hierarchy = pop('memory.use_hierarchy')
-    if hierarchy is not None and hierarchy.value != 1:
-        refused[hierarchy.name] = 'cgroup v2 is always hierarchical'
-    for name, prop in sorted(take.items()):
-        if name.startswith('hugetlb.') and name.endswith('.limit_in_bytes'):
-            out.append(_p(name[:-len('limit_in_bytes')] + 'max', prop.value, [(name, prop)]))
-        elif is_v1_name(name):
-            refused[name] = 'cgroup v2 has no counterpart'
-        else:
-            out.append(prop)
+    _memsw_to_swap_max(take, out, refused)
+    _cfs_to_cpu_max(take, out, refused)
+    _by_counterpart(take, 1, out, refused)
     return out, refused
 
 
@@ -101,47 +45,89 @@ def to_v1(props):
     """v2 properties -> (v1 Property list, unmappable {name: reason})."""
     out, refused = [], {}
     take = dict(props)
-
-    def pop(name):
-        return take.pop(name, None)
-    limit, swap = pop('memory.max'), pop('memory.swap.max')
-    if limit is not None:
-        out.append(_p('memory.limit_in_bytes', limit.value, [(limit.name, limit)]))
-    if swap is not None:
-        if limit is None:
-            refused[swap.name] = 'memsw is the limit plus swap, and memory.max is not given'
-        else:
-            memsw = UNLIMITED if UNLIMITED in (limit.value, swap.value) else limit.value + swap.value
-            out.append(_p('memory.memsw.limit_in_bytes', memsw, [(limit.name, limit), (swap.name, swap)]))
-    low = pop('memory.low')
-    if low is not None:
-        out.append(_p('memory.soft_limit_in_bytes', low.value, [(low.name, low)]))
-    weight = pop('cpu.weight')
-    if weight is not None:
-        out.append(_p('cpu.shares', weight_to_shares(weight.value), [(weight.name, weight)]))
-    cpu_max = pop('cpu.max')
-    if cpu_max is not None:
-        out.append(_p('cpu.cfs_quota_us', cpu_max.value[0], [(cpu_max.name, cpu_max)]))
-        if cpu_max.value[1] is not None:
-            out.append(_p('cpu.cfs_period_us', cpu_max.value[1], [(cpu_max.name, cpu_max)]))
-    io_weight = pop('io.weight')
-    if io_weight is not None:
-        default = dict(io_weight.value).get('default')
-        if default is None or len(io_weight.value) > 1:
-            refused[io_weight.name] = 'only a default weight maps to blkio.weight'
-        else:
-            out.append(_p('blkio.weight', io_to_blkio_weight(int(default)), [(io_weight.name, io_weight)]))
-    freeze = pop('cgroup.freeze')
-    if freeze is not None:
-        out.append(_p('freezer.state', 'FROZEN' if freeze.value else 'THAWED', [(freeze.name, freeze)]))
-    for name, prop in sorted(take.items()):
-        if name.startswith('hugetlb.') and name.endswith('.max'):
-            out.append(_p(name[:-len('max')] + 'limit_in_bytes', prop.value, [(name, prop)]))
-        elif is_v2_name(name):
-            refused[name] = 'cgroup v1 has no counterpart'
-        else:
-            out.append(prop)
+    _swap_max_to_memsw(take, out, refused)
+    _cpu_max_to_cfs(take, out, refused)
+    _by_counterpart(take, 2, out, refused)
     return out, refused
+
+
+def _by_counterpart(take, version, out, refused):
+    """The properties of cgroup version `version` said in the other one by
+    their records' counterparts (properties.Counterpart); one without a
+    counterpart is unmappable. The others (of the other version already, or
+    names both share) are kept as they are."""
+    for name, prop in sorted(take.items()):
+        record = properties.file_of(name)
+        if record.version != version:
+            out.append(prop)
+            continue
+        counterpart = record.counterpart
+        if counterpart is None or counterpart.to_other is None:
+            refused[name] = 'cgroup v%d has no counterpart' % (3 - version)
+            continue
+        try:
+            value = counterpart.to_other(prop.value)
+        except properties.Unmappable as exc:
+            refused[name] = str(exc)
+            continue
+        if counterpart.name is not None:  # None: the other version needs no file for it
+            out.append(_p(counterpart.name, value, [(name, prop)]))
+
+
+# The two pairs: memsw is the limit plus swap, where v2 limits swap alone;
+# the cfs quota and period are the two words of cpu.max.
+
+def _memsw_to_swap_max(take, out, refused):
+    limit_name, memsw_name = properties.MEMORY_PAIR
+    memsw = take.pop(memsw_name, None)
+    if memsw is None:
+        return
+    limit = take.get(limit_name)  # translated on its own too (memory.max)
+    if limit is None:
+        refused[memsw_name] = 'memory.swap.max is memsw minus the limit, and memory.limit_in_bytes is not given'
+        return
+    swap = UNLIMITED if memsw.value == UNLIMITED else (
+        0 if limit.value == UNLIMITED else max(0, memsw.value - limit.value))
+    out.append(_p(properties.FILES[memsw_name].counterpart.name, swap, [(limit_name, limit), (memsw_name, memsw)]))
+
+
+def _swap_max_to_memsw(take, out, refused):
+    limit_name, memsw_name = properties.MEMORY_PAIR
+    swap_name = properties.FILES[memsw_name].counterpart.name
+    swap = take.pop(swap_name, None)
+    if swap is None:
+        return
+    max_name = properties.FILES[limit_name].counterpart.name
+    limit = take.get(max_name)  # translated on its own too (memory.limit_in_bytes)
+    if limit is None:
+        refused[swap_name] = 'memsw is the limit plus swap, and memory.max is not given'
+        return
+    memsw = UNLIMITED if UNLIMITED in (limit.value, swap.value) else limit.value + swap.value
+    out.append(_p(memsw_name, memsw, [(max_name, limit), (swap_name, swap)]))
+
+
+def _cfs_to_cpu_max(take, out, refused):
+    period_name, quota_name = properties.CFS_PAIR
+    quota, period = take.pop(quota_name, None), take.pop(period_name, None)
+    if quota is None and period is None:
+        return
+    if quota is None:
+        refused[period_name] = 'cpu.max needs the quota too (cpu.cfs_quota_us)'
+        return
+    sources = [(x.name, x) for x in (quota, period) if x is not None]
+    out.append(_p(properties.FILES[quota_name].counterpart.name, (quota.value, period.value if period else None),
+                  sources))
+
+
+def _cpu_max_to_cfs(take, out, refused):
+    period_name, quota_name = properties.CFS_PAIR
+    cpu_max = take.pop(properties.FILES[quota_name].counterpart.name, None)
+    if cpu_max is None:
+        return
+    quota, period = cpu_max.value
+    out.append(_p(quota_name, quota, [(cpu_max.name, cpu_max)]))
+    if period is not None:  # a quota alone keeps the cgroup's period
+        out.append(_p(period_name, period, [(cpu_max.name, cpu_max)]))
 
 
 def for_hierarchy(props, version, translate='auto'):

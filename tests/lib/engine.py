@@ -2,8 +2,24 @@
 engine in-process for campaigns that need thousands of calls or a fault
 injected through the apply layer's seam. Reads a JSON job from argv[1] and
 prints a JSON summary. The sandbox is read with plain os calls (an
-independent reader), never through the engine."""
+independent reader), never through the engine.
 
+It calls the engine only through its public entry points (restore.run,
+restore.read_request, targets.resolve) and the fault seam
+(Applier.fault_hook, set by fault_hook() for one block). What stays here,
+and why, rather than in the module tests:
+- in-process runs: a campaign makes a step fail for each of 30+ steps, the
+  fuzz job makes hundreds of calls; a module process per call is slow, and
+  a fault can only be injected inside the process;
+- snapshot() and reset(): the independent reader and writer of the sandbox
+  (plain os calls), so the engine is never judged by itself;
+- allowed_cgroups(): where the spec's cgroups land after the root remap,
+  which the fuzz job must know to tell a change inside the spec from one
+  outside it; the engine's own resolver says so (targets.resolve);
+- call(): the module's result shape for the v2 tests in the VM, where
+  starting a module process per call is slower still."""
+
+import contextlib
 import errno
 import json
 import os
@@ -45,13 +61,25 @@ def differences(before, after):
     return [k for k in keys if before.get(k) != after.get(k)]
 
 
-def count_actions(params):
-    spec, options = restore.read_request(params)
-    host = restore._Host(options.mountpoint)  # pylint: disable=protected-access
+@contextlib.contextmanager
+def fault_hook(hook):
+    """Applier's fault seam set to hook (called with the step number and the
+    action before each step) for one block, and cleared however the block
+    ends: a hook left behind would fail every later call of the job."""
+    Applier.fault_hook = staticmethod(hook)
     try:
-        return len(restore._observe_and_plan(host, spec, options)[2].actions)  # pylint: disable=protected-access
+        yield
     finally:
-        host.close()
+        Applier.fault_hook = None
+
+
+def clean_run(params):
+    """A run with no fault: its outcome and report, and the actions of its
+    steps in the order the applier numbers them (what a fault_at can hit)."""
+    steps = []
+    with fault_hook(lambda number, action: steps.append(action)):
+        outcome, report = run(params)
+    return outcome, report, steps
 
 
 def run(params, check_mode=False, warn=None):
@@ -152,8 +180,7 @@ def allowed_cgroups(params):
     try:
         spec, options = restore.read_request(params)
         kernel, hierarchies = hz.read_hierarchies(options.mountpoint)
-        targets = tg.resolve(spec, hierarchies, kernel, options.remap, options.mountpoint,
-                             options.allow_systemd_managed, options.translate, options.translate_unmappable, [])[0]
+        targets = tg.resolve(spec, hierarchies, kernel, tg.placement_of(options)).targets
     except CgroupError:
         return set(), set()
     allowed, named = set(), set()
@@ -215,22 +242,22 @@ def campaign(job):
     opport: the reported failed items are exactly the settings that differ
     from a clean run's, property by property, in the independent listing."""
     params = job['params']
-    total = count_actions(params)
     baseline = snapshot()
     baseline_dirs = set(baseline)
     opport = params.get('mode') == 'opport'
-    if opport:
-        dirs = dict((h.name, os.path.relpath(h.mount_point, ROOT)) for h in hz.read_hierarchies(ROOT)[1])
-        outcome, _report = run(params)
-        clean = snapshot()
-        reset(baseline_dirs, baseline)
-        assert outcome == 'ok', _report
+    dirs = dict((h.name, os.path.relpath(h.mount_point, ROOT)) for h in hz.read_hierarchies(ROOT)[1])
+    # A clean run first: how many steps there are to fail, and, for opport,
+    # the settings a run leaves.
+    outcome, _report, steps = clean_run(params)
+    clean = snapshot()
+    reset(baseline_dirs, baseline)
+    assert outcome == 'ok', _report
+    total = len(steps)
     results = []
     for step in range(1, total + 1):
         seen = []
-        Applier.fault_hook = staticmethod(fault_at(step, seen=seen))
-        outcome, report = run(params)
-        Applier.fault_hook = None
+        with fault_hook(fault_at(step, seen=seen)):
+            outcome, report = run(params)
         entry = {'step': step, 'outcome': outcome}
         if not opport:
             entry['diff'] = differences(baseline, snapshot())
@@ -280,11 +307,10 @@ def rollback_busy(job):
     if pid == 0:
         os.execvp('sleep', ['sleep', '60'])
     try:
-        Applier.fault_hook = staticmethod(fault_at(job['step'], moving_pid=pid))
-        start = time.time()
-        outcome, report = run(params)
-        seconds = time.time() - start
-        Applier.fault_hook = None
+        with fault_hook(fault_at(job['step'], moving_pid=pid)):
+            start = time.time()
+            outcome, report = run(params)
+            seconds = time.time() - start
         return {'outcome': outcome, 'msg': report.get('msg'), 'rollback_errors': report.get('rollback_errors'),
                 'seconds': seconds}
     finally:
@@ -369,11 +395,8 @@ def inject(job):
             raise OSError(code, os.strerror(code))
     before = snapshot()
     warnings = []
-    Applier.fault_hook = staticmethod(hook)
-    try:
+    with fault_hook(hook):
         outcome, report = run(job['params'], warn=warnings.append)
-    finally:
-        Applier.fault_hook = None
     return {'outcome': outcome, 'msg': report.get('msg'), 'failed_items': report.get('failed_items'),
             'created': report.get('created'), 'warnings': warnings, 'diff': differences(before, snapshot())}
 
@@ -385,10 +408,9 @@ def race(job):
     def hook(number, action):
         if number == 1:
             os.rmdir(victim)
-    Applier.fault_hook = staticmethod(hook)
     before = snapshot()
-    outcome, report = run(job['params'])
-    Applier.fault_hook = None
+    with fault_hook(hook):
+        outcome, report = run(job['params'])
     after = snapshot()
     return {'outcome': outcome, 'msg': report.get('msg'), 'failed_items': report.get('failed_items'),
             'diff': differences(before, after)}

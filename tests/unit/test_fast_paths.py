@@ -13,7 +13,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed, observe
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, full_plan, make_plan, nothing_to_do
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'pids': 8}
 MOUNTINFO = '\n'.join([
@@ -53,7 +53,8 @@ class FakeFS:
 
 def targets_of(cgroups):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
-    return tg.resolve(spec, HIERARCHIES, KERNEL, NO_REMAP, '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, HIERARCHIES, KERNEL, tg.Placement(NO_REMAP, '/sys/fs/cgroup'))
+    return targets, planned
 
 
 def test_observe_reads_the_cfs_partner_only_where_the_pair_may_change():
@@ -63,7 +64,7 @@ def test_observe_reads_the_cfs_partner_only_where_the_pair_may_change():
     observed = observe(targets, {'cpu,cpuacct': fs}, 4096)
     assert sorted(fs.reads) == [(('a',), 'cpu.cfs_quota_us'), (('b',), 'cpu.cfs_period_us'),
                                 (('b',), 'cpu.cfs_quota_us')]
-    plan = make_plan(targets, planned, observed, 'opport')
+    plan = make_plan(targets, planned, observed, PlanOptions('opport'))
     # b's quota narrows its share (unlimited to 0.5 CPU): written, in the bottom-up phase
     assert [(a.path, a.prop, a.before, a.after) for a in plan.actions] == [
         (('b',), 'cpu.cfs_quota_us', 'max', 50000)]
@@ -199,7 +200,7 @@ def test_one_text_compared_against_different_wanted_values():
     targets, planned = targets_of({'a': {'pids.max': 10}, 'b': {'pids.max': 20}, 'c': {'pids.max': 10},
                                    'd': {'pids.max': 'max'}})
     fs = FakeFS(dict(((name,), {'pids.max': '10\n'}) for name in 'abcd'))
-    plan = make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), 'opport')
+    plan = make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), PlanOptions('opport'))
     assert [(a.path, a.before, a.after) for a in plan.actions] == [(('b',), 10, 20), (('d',), 10, 'max')]
 
 
@@ -207,7 +208,7 @@ def test_an_unreadable_value_is_refused_for_the_first_cgroup_that_shows_it():
     targets, planned = targets_of({'a': {'pids.max': 10}, 'b': {'pids.max': 10}})
     fs = FakeFS({('a',): {'pids.max': 'garbage\n'}, ('b',): {'pids.max': 'garbage\n'}})
     with pytest.raises(Refusal) as caught:
-        make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), 'opport')
+        make_plan(targets, planned, observe(targets, {'pids': fs}, 4096), PlanOptions('opport'))
     assert 'pids:a property pids.max' in str(caught.value)
 
 
@@ -223,11 +224,11 @@ def test_a_cgroup_seen_equal_is_skipped_and_a_differing_one_still_written():
     cpu = FakeFS(dict(((n,), dict(same)) for n in 'abcdef'))
     observed = observe(targets, {'pids': pids, 'cpu,cpuacct': cpu}, 4096)
     with pytest.raises(Refusal) as caught:
-        make_plan(targets, planned, observed, 'opport')
+        make_plan(targets, planned, observed, PlanOptions('opport'))
     assert 'pids:f property pids.max: the kernel has no such file' in str(caught.value)
     del cgroups['f']
     targets, planned = targets_of(cgroups)
-    plan = make_plan(targets, planned, observe(targets, {'pids': pids, 'cpu,cpuacct': cpu}, 4096), 'opport')
+    plan = make_plan(targets, planned, observe(targets, {'pids': pids, 'cpu,cpuacct': cpu}, 4096), PlanOptions('opport'))
     assert [(a.path, a.prop, a.before, a.after) for a in plan.actions] == [(('e',), 'pids.max', 11, 10)]
 
 
@@ -281,18 +282,16 @@ def test_read_cgroup_is_lookup_and_read_files_in_one(fake_mount):
     assert root_perms == fs.lookup(()) and root_values == {'none': None}
 
 
-def _both_ways(monkeypatch, cgroups, live, mode='opport', **kw):
-    """Whether the no-op shortcut is taken, the plan with it, and the plan
-    without it. live: handles, or the Observed itself."""
-    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import plan as plan_mod
+def _both_ways(cgroups, live, mode='opport', **kw):
+    """Whether the no-op shortcut is taken (plan.nothing_to_do), the plan
+    with it (make_plan), and the plan without it (full_plan). live:
+    handles, or the Observed itself."""
     targets, planned = targets_of(cgroups)
     observed = live if isinstance(live, Observed) else observe(targets, live, 4096)
-    results = [plan_mod._nothing_to_do(targets, observed, kw.get('restore_properties', 'all') == 'all')]
-    for shortcut in (True, False):
-        if not shortcut:
-            monkeypatch.setattr(plan_mod, '_nothing_to_do', lambda *args: False)
+    results = [nothing_to_do(targets, observed, kw.get('restore_properties', 'all') == 'all')]
+    for planner in (make_plan, full_plan):
         try:
-            result = plan_mod.make_plan(targets, planned, observed, mode, **kw)
+            result = planner(targets, planned, observed, PlanOptions(mode, **kw))
             results.append(([(a.kind, a.path, a.prop, a.before, a.after) for a in result.actions],
                             result.warnings, result.skipped_prune))
         except Refusal as exc:
@@ -302,7 +301,7 @@ def _both_ways(monkeypatch, cgroups, live, mode='opport', **kw):
 
 @pytest.mark.parametrize('case', ['same', 'one differs', 'missing file', 'missing cgroup', 'garbage', 'perms',
                                   'strict', 'created only', 'missing ancestor'])
-def test_the_no_op_shortcut_plans_what_the_full_way_plans(monkeypatch, case):
+def test_the_no_op_shortcut_plans_what_the_full_way_plans(case):
     cgroups = {'a': {'pids.max': 10}, 'a/b': {'pids.max': 5}, 'c': {'pids.max': 'max'}}
     tree = {('a',): {'pids.max': '10\n'}, ('a', 'b'): {'pids.max': '5\n'}, ('c',): {'pids.max': 'max\n'}}
     mode, kw = 'opport', {}
@@ -325,7 +324,7 @@ def test_the_no_op_shortcut_plans_what_the_full_way_plans(monkeypatch, case):
     if case == 'missing ancestor':  # which observe never shows: x/y there, its parent x not
         cgroups = {'x/y': {'pids.max': 5}}
         live = Observed({('pids', ('x', 'y')): CgroupState(True, (0o755, 0, 0), {}, {'pids.max': '5\n'})}, {}, 4096)
-    took, fast, full = _both_ways(monkeypatch, cgroups, live, mode, **kw)
+    took, fast, full = _both_ways(cgroups, live, mode, **kw)
     assert fast == full
     assert took is (case in ('same', 'strict', 'created only'))
     if took:

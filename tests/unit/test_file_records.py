@@ -50,3 +50,34 @@ def test_the_hint_of_a_refused_write_is_its_files_record():
     assert "inside the parent's cpuset.mems (0-1)" in _refusal('cpuset.mems', errno.EINVAL, {'parent_value': '0-1'})
     # a refusal the record has no hint for gets the generic one, or none
     assert _refusal('pids.max', errno.EINVAL).endswith('(EINVAL)')
+
+
+def test_a_counterpart_is_read_from_the_record_both_ways():
+    # given once, on the v1 file; the v2 file's record is its mirror image
+    shares, weight = pr.FILES['cpu.shares'].counterpart, pr.FILES['cpu.weight'].counterpart
+    assert (shares.name, weight.name) == ('cpu.weight', 'cpu.shares')
+    assert (shares.to_other(1024), weight.to_other(100)) == (100, 1024)
+    for name, record in pr.FILES.items():
+        counterpart = record.counterpart
+        if record.version == 1 and counterpart is not None and counterpart.name is not None:
+            assert pr.FILES[counterpart.name].version == 2, name
+            assert pr.FILES[counterpart.name].counterpart is not None, name
+    # a pair's files name the other version's one file, and have no formula of their own
+    assert [(pr.FILES[n].counterpart.name, pr.FILES[n].counterpart.to_other) for n in pr.CFS_PAIR] == [
+        ('cpu.max', None), ('cpu.max', None)]
+    assert pr.file_of('hugetlb.2MB.limit_in_bytes').counterpart.name == 'hugetlb.2MB.max'
+    assert pr.file_of('hugetlb.2MB.rsvd.max').counterpart.name == 'hugetlb.2MB.rsvd.limit_in_bytes'
+
+
+def test_a_new_counterpart_in_the_record_is_all_translate_needs(monkeypatch):
+    # what adding cpu.cfs_burst_us <-> cpu.max.burst would take: one field in the v1 file's record
+    burst = pr.FILES['cpu.cfs_burst_us']
+    assert translate.for_hierarchy([Property('cpu.cfs_burst_us', 1000, 1000)], 2)[1] == {
+        'cpu.cfs_burst_us': 'cgroup v2 has no counterpart'}
+    files = dict(pr.FILES, **{'cpu.cfs_burst_us': burst._replace(counterpart=pr.SAME._replace(name='cpu.max.burst'))})
+    pr.mirror_counterparts(files)
+    monkeypatch.setattr(pr, 'FILES', files)
+    assert translate.for_hierarchy([Property('cpu.cfs_burst_us', 1000, 1000)], 2) == (
+        [Property('cpu.max.burst', 1000, {'cpu.cfs_burst_us': 1000})], {})
+    assert translate.for_hierarchy([Property('cpu.max.burst', 500, 500)], 1) == (
+        [Property('cpu.cfs_burst_us', 500, {'cpu.max.burst': 500})], {})

@@ -12,7 +12,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_EMPTY_DIR, ENTRY_MISSING, ENTRY_NOT_DIR, ENTRY_NOT_EMPTY, MountPlace, Observed)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import (
-    TMPFS_MAGIC, make_plan, mount_refusal)
+    TMPFS_MAGIC, PlanOptions, make_plan, mount_refusal)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 
@@ -171,15 +171,15 @@ def test_the_planner_refuses_before_any_action_and_names_the_hierarchy():
     hierarchies = hz.discover(hz.parse_mountinfo(mountinfo), KERNEL, '/sys/fs/cgroup')
     spec = sp.load_spec({'version': 1, 'cgroups': {'ct': {'controllers': ['cpu', 'pids'], 'properties': {
         'pids.max': 5, 'cpu.shares': 100}}}})
-    targets, planned = tg.resolve(spec, hierarchies, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, hierarchies, KERNEL, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
     assert list(planned) == ['pids']
     views = tuple((h.name, h.root) for h in hierarchies if h.root != '/')
     assert views == (('cpu', '/box'),)
     for mode in ('strict', 'opport'):
         with pytest.raises(Refusal, match=r'hierarchy pids at /sys/fs/cgroup/pids: .*cpu shows /box'):
-            make_plan(targets, planned, Observed({}, {}, 4096, {'pids': place(views=views)}), mode)
+            make_plan(targets, planned, Observed({}, {}, 4096, {'pids': place(views=views)}), PlanOptions(mode))
     # facts that were never gathered are no licence to mount
     with pytest.raises(Refusal, match='was not looked at'):
-        make_plan(targets, planned, Observed({}, {}, 4096), 'strict')
-    plan = make_plan(targets, planned, Observed({}, {}, 4096, {'pids': place()}), 'strict')
+        make_plan(targets, planned, Observed({}, {}, 4096), PlanOptions('strict'))
+    plan = make_plan(targets, planned, Observed({}, {}, 4096, {'pids': place()}), PlanOptions('strict'))
     assert [a.kind for a in plan.actions][:1] == ['mount']

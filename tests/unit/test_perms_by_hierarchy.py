@@ -8,7 +8,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, make_plan
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'pids': 8}
 MOUNTINFO = '\n'.join([
@@ -30,8 +30,8 @@ def load(cgroups):
 def perm_steps(cgroups, live=None, mode='strict'):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
     remap = sp.parse_remap(None, None, None)
-    targets, planned = tg.resolve(spec, HIERARCHIES, KERNEL, remap, '/sys/fs/cgroup')
-    result = make_plan(targets, planned, Observed(live or {}, {}, 4096), mode)
+    targets, planned, _warnings = tg.resolve(spec, HIERARCHIES, KERNEL, tg.Placement(remap, '/sys/fs/cgroup'))
+    result = make_plan(targets, planned, Observed(live or {}, {}, 4096), PlanOptions(mode))
     return [(a.kind, a.hierarchy, sp.show_path(a.path), a.prop, a.after) for a in result.actions
             if a.kind in ('chmod', 'chown')]
 

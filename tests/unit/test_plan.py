@@ -8,7 +8,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_MISSING, CgroupState, MountPlace, Observed)
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import TMPFS_MAGIC, make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import TMPFS_MAGIC, PlanOptions, make_plan
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'cpuset': 3, 'pids': 8, 'devices': 5, 'freezer': 6, 'blkio': 0}
 MOUNTINFO = '\n'.join([
@@ -31,9 +31,9 @@ def existing(values=None, perms=(0o755, 0, 0), file_perms=None):
 def plan(cgroups, live=None, mode='strict', subtrees=None, places=None, **kw):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
     remap = sp.parse_remap(kw.pop('root', None), kw.pop('roots', None), kw.pop('root_from', None))
-    targets, planned = tg.resolve(spec, HIERARCHIES, KERNEL, remap, '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, HIERARCHIES, KERNEL, tg.Placement(remap, '/sys/fs/cgroup'))
     observed = Observed(live or {}, subtrees or {}, 4096, places)
-    return make_plan(targets, planned, observed, mode, **kw)
+    return make_plan(targets, planned, observed, PlanOptions(mode, **kw))
 
 
 def steps(result):
@@ -173,7 +173,7 @@ def test_missing_hierarchy_is_mounted_in_strict_and_refused_in_bind():
 def test_comounted_kernel_controllers_are_mounted_together():
     kernel = dict(KERNEL, net_cls=9, net_prio=9)
     spec = sp.load_spec({'cgroups': {'ct': {'net_cls.classid': '0x100001'}}})
-    targets, planned = tg.resolve(spec, HIERARCHIES, kernel, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, HIERARCHIES, kernel, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
     assert list(planned) == ['net_cls,net_prio']
     assert planned['net_cls,net_prio'].mount_point == '/sys/fs/cgroup/net_cls,net_prio'
 
@@ -186,14 +186,14 @@ V2_HOST = hz.discover(hz.parse_mountinfo(
 def plan_v2(cgroups, live=None, mode='strict', hierarchies=None, translate='auto', unmappable='fail', subtrees=None,
             **kw):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
-    warnings = []
-    targets, planned = tg.resolve(spec, hierarchies or V2_HOST, {}, sp.parse_remap(None, None, None),
-                                  '/sys/fs/cgroup', translate=translate, unmappable=unmappable, warnings=warnings)
+    placement = tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup', translate=translate,
+                             unmappable=unmappable)
+    targets, planned, warnings = tg.resolve(spec, hierarchies or V2_HOST, {}, placement)
     root = existing({'cgroup.controllers': 'cpuset cpu io memory hugetlb pids', 'cgroup.subtree_control': '',
                      'cgroup.procs': '', 'cgroup.type': 'domain'})
     live = dict(live or {})
     live.setdefault(('', ()), root)
-    return make_plan(targets, planned, Observed(live, subtrees or {}, 4096), mode, **kw), warnings
+    return make_plan(targets, planned, Observed(live, subtrees or {}, 4096), PlanOptions(mode, **kw)), warnings
 
 
 def writes_of(result):
@@ -214,10 +214,10 @@ def test_v2_refuses_a_controller_the_parent_does_not_offer():
     hierarchies = hz.discover(hz.parse_mountinfo('31 23 0:28 /box /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), {},
                               '/sys/fs/cgroup', lambda p: [])
     spec = sp.load_spec({'cgroups': {'ct': {'controllers': ['unified'], 'properties': {'memory.max': '1G'}}}})
-    targets, planned = tg.resolve(spec, hierarchies, {}, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, hierarchies, {}, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
     live = {('', ()): existing({'cgroup.controllers': '', 'cgroup.subtree_control': '', 'cgroup.procs': ''})}
     with pytest.raises(Refusal, match=r'enable memory in :/ cgroup.subtree_control: not in its cgroup.controllers'):
-        make_plan(targets, planned, Observed(live, {}, 4096), 'strict')
+        make_plan(targets, planned, Observed(live, {}, 4096), PlanOptions('strict'))
 
 
 def test_v2_no_internal_processes_rule_is_explained():
@@ -453,7 +453,7 @@ PURE_V2 = hz.discover(hz.parse_mountinfo('30 23 0:27 / /sys/fs/cgroup rw - cgrou
 def test_on_a_pure_v2_host_a_cgroup_with_only_core_files_lives_in_the_one_hierarchy():
     spec = sp.load_spec({'version': 1, 'cgroups': {'ct': {'cgroup.max.descendants': 5}, 'ct/empty': {},
                                                    'ct/t': {'cgroup.type': 'threaded'}}})
-    targets, planned = tg.resolve(spec, PURE_V2, {}, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+    targets, planned, _warnings = tg.resolve(spec, PURE_V2, {}, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
     assert planned == {}
     assert sorted((t.hierarchy.name, t.path, t.controllers, [p.name for p in t.props]) for t in targets) == [
         ('', ('ct',), ('unified',), ['cgroup.max.descendants']), ('', ('ct', 'empty'), ('unified',), []),
@@ -464,18 +464,18 @@ def test_elsewhere_a_cgroup_with_no_controller_is_refused_by_name():
     for cgroups in ({'ct': {}}, {'ct': {'notify_on_release': 1}}, {'/': {'cgroup.clone_children': 1}}):
         spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
         with pytest.raises(Refusal, match="cgroup '%s'.*cannot tell which hierarchies" % list(cgroups)[0]):
-            tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+            tg.resolve(spec, MEMORY_PIDS, KERNEL, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
     # the root with nothing to restore has no target, as before; with a subcgroup it lives where that does
     for cgroups, found in (({'/': {}}, []), ({'/': {}, 'ct': {'pids.max': 1}}, [('pids', ()), ('pids', ('ct',))])):
         spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
-        targets, _planned = tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
+        targets, _planned, _warnings = tg.resolve(spec, MEMORY_PIDS, KERNEL, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
         assert [(t.hierarchy.name, t.path) for t in targets] == found
 
 
 def bind_plan(cgroups, live):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
-    targets, planned = tg.resolve(spec, MEMORY_PIDS, KERNEL, sp.parse_remap(None, None, None), '/sys/fs/cgroup')
-    return make_plan(targets, planned, Observed(live, {}, 4096), 'bind')
+    targets, planned, _warnings = tg.resolve(spec, MEMORY_PIDS, KERNEL, tg.Placement(sp.parse_remap(None, None, None), '/sys/fs/cgroup'))
+    return make_plan(targets, planned, Observed(live, {}, 4096), PlanOptions('bind'))
 
 
 def test_bind_mode_creates_a_subcgroup_in_every_hierarchy_its_descendants_need():

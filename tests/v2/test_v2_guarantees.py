@@ -90,7 +90,10 @@ def hook(number, action):
             step.append(handle.read().strip())
     steps.append(step)
 Applier.fault_hook = staticmethod(hook)
-result = restore.run(json.loads(sys.argv[1]))
+try:
+    result = restore.run(json.loads(sys.argv[1]))
+finally:
+    Applier.fault_hook = None
 print(json.dumps({'steps': steps, 'writes': result['writes']}))
 '''
 
