@@ -32,6 +32,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import mounts
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
@@ -271,7 +272,7 @@ class _Run:
         entry = dict(name=c.name, cgroup=c.cgroup, view=c.view, changed=False, kept=[], removed=[])
         self.containers.append(entry)
         tops = self._tops(c)
-        for controllers, _top in tops:
+        for controllers, _point, _version in tops:
             done = restore.run(dict(mode='bind', mountpoint=self.mountpoint, restore_properties='none', prune=True,
                                     report='counts', spec=dict(version=1, cgroups={c.cgroup: dict(
                                         controllers=controllers)})),
@@ -280,37 +281,45 @@ class _Run:
         view = self._view_mount(c)
         done = mounts.run(dict(view, state='unmounted', recursive=True), check_mode=self.check_mode)
         entry['changed'] = entry['changed'] or done['changed']
-        for _controllers, top in tops:
-            self._remove_if_empty(entry, top)
+        for _controllers, point, version in tops:
+            self._remove_if_empty(entry, point, version, tuple(c.cgroup.split('/')))
 
     def _tops(self, c):
-        """(controllers, directory) of the top-level cgroup in each of its
-        hierarchies where it exists. "unified" needs no controller enabled:
-        its prune writes nothing but the rmdirs."""
+        """(controllers, mount point, version) of each of the container's
+        hierarchies where its top-level cgroup exists. "unified" needs no
+        controller enabled: its prune writes nothing but the rmdirs."""
         if self.v2:
-            found = [([UNIFIED], os.path.join(self.mountpoint, c.cgroup))]
+            found = [([UNIFIED], self.mountpoint, 2)]
         else:
-            found = [(list(h), os.path.join(self.mountpoint, hierarchy_dir(h), c.cgroup)) for h in c.hierarchies]
-        return [(controllers, path) for controllers, path in found if os.path.isdir(path)]
+            found = [(list(h), os.path.join(self.mountpoint, hierarchy_dir(h)), 1) for h in c.hierarchies]
+        return [(controllers, point, version) for controllers, point, version in found
+                if os.path.isdir(os.path.join(point, c.cgroup))]
 
-    def _remove_if_empty(self, entry, top):
+    def _remove_if_empty(self, entry, point, version, path):
         """rmdir is the only way to remove a cgroup; the kernel itself also
-        refuses one with tasks or children. In check mode the subcgroups the
-        prune would remove are still there, and counted as gone."""
-        children = [name for name in os.listdir(top) if os.path.isdir(os.path.join(top, name))
-                    and not os.path.islink(os.path.join(top, name))]
-        with open(os.path.join(top, 'cgroup.procs')) as handle:
-            tasks = handle.read().split()
-        if tasks or (children and not self.check_mode):
-            entry['kept'].append(dict(path=top, reason='tasks' if tasks else 'subcgroups'))
-            self.warn('Kept %s: it still has %s.' % (top, 'tasks' if tasks else 'subcgroups'))
-            return
-        entry['changed'] = True
-        entry['removed'].append(top)
-        if self.check_mode:
-            return
+        refuses one with tasks or children. Through cgroupfs.OpenHierarchy, as
+        every cgroup change: no symlink is followed out of the hierarchy. In
+        check mode the subcgroups the prune would remove are still there, and
+        counted as gone."""
+        top = os.path.join(point, *path)
         try:
-            os.rmdir(top)
+            fs = cgroupfs.OpenHierarchy(point, version)
+        except (OSError, cgroupfs.NotCgroupFS) as exc:
+            raise CgroupError('Failed to open hierarchy %s: %s.' % (point, exc))
+        try:
+            children = fs.subdirs(path)
+            tasks = (fs.read(path, 'cgroup.procs') or '').split()
+            if tasks or (children and not self.check_mode):
+                reason = 'tasks' if tasks else 'subcgroups'
+                entry['kept'].append(dict(path=top, reason=reason))
+                self.warn('Kept %s: it still has %s.' % (top, reason))
+                return
+            entry['changed'] = True
+            entry['removed'].append(top)
+            if not self.check_mode:
+                fs.rmdir(path)
         except OSError as exc:
             raise CgroupError('Failed to remove the top-level cgroup %s of container %s: %s.'
                               % (top, entry['name'], exc.strerror or exc))
+        finally:
+            fs.close()
