@@ -72,13 +72,33 @@ def systemd_vm(tmp_path_factory):
                               timeout=120, check=False)
     ssh.directory = directory
     ssh.state = state
+
+    def stop():
+        """Once: the VM is stopped after the last test that uses it
+        (pytest_runtest_teardown), not at the session's end; idle under
+        emulation, systemd would take CPU from the VMs of later tests."""
+        if reuse or not os.path.exists(os.path.join(directory, 'vm.json')):
+            return
+        stopped = subprocess.run([sys.executable, VM_HOST, 'stop', directory], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        assert stopped.returncode == 0, stopped.stdout
+        assert not os.path.exists(os.path.join(directory, 'vm.json'))
+    _STOPS['systemd_vm'] = stop
     yield ssh
-    if reuse:
-        return
-    stopped = subprocess.run([sys.executable, VM_HOST, 'stop', directory], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert stopped.returncode == 0, stopped.stdout
-    assert not os.path.exists(os.path.join(directory, 'vm.json'))
+    _STOPS.pop('systemd_vm', None)
+    stop()
+
+
+# Session fixtures that boot a VM: name -> stop(), called after the last test
+# that uses the fixture.
+_STOPS = {}
+
+
+@pytest.hookimpl(trylast=True)  # after the item's own fixtures are torn down
+def pytest_runtest_teardown(item, nextitem):
+    for name in list(_STOPS):
+        if name in item.fixturenames and (nextitem is None or name not in nextitem.fixturenames):
+            _STOPS.pop(name)()
 
 
 def pytest_terminal_summary(terminalreporter):
