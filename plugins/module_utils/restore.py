@@ -13,6 +13,7 @@ import os
 import pwd
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import cgroupfs
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import containers
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import fit
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import policy
@@ -47,6 +48,7 @@ def resolve_id(field, name):
 ARGUMENT_SPEC = dict(
     spec=dict(type='dict'),
     src=dict(type='path'),
+    specs=dict(type='dict'),
     format=dict(type='str', default='auto', choices=['auto', 'native', 'criu', 'crit_json', 'cgconfig']),
     mode=dict(type='str', default=policy.DEFAULT_MODE),
     restore_properties=dict(type='str', default='all', choices=list(sp.RESTORE_PROPERTIES)),
@@ -93,6 +95,11 @@ def lock_timeout(params):
     return value
 
 
+# Where the spec comes from: exactly one of these (the module's
+# mutually_exclusive and required_one_of say the same to AnsibleModule).
+SPEC_SOURCES = ('spec', 'src', 'specs')
+
+
 def read_request(params, warn=None):
     """Validate the module's parameters into (spec, options)."""
     mode = policy.parse_mode(given(params, 'mode'))
@@ -107,10 +114,40 @@ def read_request(params, warn=None):
     translate = _choice(params, 'translate')
     unmappable = _choice(params, 'translate_unmappable')
     lock_timeout(params)
+    remap = sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from'))
+    spec = _read_spec(params, remap, warn)
+    options = sp.Options(
+        mode=mode,
+        restore_properties=restore_properties,
+        prune=bool(given(params, 'prune')),
+        remap=remap,
+        mountpoint=mountpoint,
+        missing_properties=missing_properties,
+        allow_systemd_managed=bool(given(params, 'allow_systemd_managed')),
+        translate=translate,
+        translate_unmappable=unmappable,
+        fit_destination=_choice(params, 'fit_destination'),
+        report=_choice(params, 'report'))
+    return spec, options
+
+
+def _read_spec(params, remap, warn):
+    """The Spec to restore: several containers (specs), one spec inline
+    (spec), or a file on the target (src)."""
+    sources = [name for name in SPEC_SOURCES if params.get(name) is not None]
+    if len(sources) > 1:
+        raise SpecError('Invalid options: %s are mutually exclusive; give one of spec, src and specs.'
+                        % ' and '.join(sources))
+    if params.get('specs') is not None:
+        if params.get('root_controllers'):
+            raise SpecError('Invalid options: root_controllers restores one container through its own view; '
+                            'give it with spec or src, not with specs.')
+        return containers.load_specs(params['specs'], remap, resolve=resolve_id)
     data = params.get('spec')
     if data is None:
         if not params.get('src'):
-            raise SpecError('Invalid options: give the spec inline (spec) or as a file on the target (src).')
+            raise SpecError('Invalid options: give the spec inline (spec), as a file on the target (src), or '
+                            'several containers (specs).')
         # imported here: only a spec file needs the format readers (and subprocess)
         from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
         data, notes = formats.load_src(params['src'], given(params, 'format'))
@@ -122,20 +159,7 @@ def read_request(params, warn=None):
     if view_root and data is not None:
         root_path = sp.split_path(params['root_from'], 'root_from') if params.get('root_from') else ()
         data = sp.with_view_root(data, [c for entry in view_root for c in str(entry).split(',') if c], root_path)
-    spec = sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
-    options = sp.Options(
-        mode=mode,
-        restore_properties=restore_properties,
-        prune=bool(given(params, 'prune')),
-        remap=sp.parse_remap(params.get('root'), params.get('roots'), params.get('root_from')),
-        mountpoint=mountpoint,
-        missing_properties=missing_properties,
-        allow_systemd_managed=bool(given(params, 'allow_systemd_managed')),
-        translate=translate,
-        translate_unmappable=unmappable,
-        fit_destination=_choice(params, 'fit_destination'),
-        report=_choice(params, 'report'))
-    return spec, options
+    return sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
 
 
 class _Host:

@@ -448,29 +448,32 @@ def _nearest_parent(path, by_path):
     return None
 
 
-def load_spec(data, resolve=None):
-    """Validate a native spec mapping and return a Spec."""
+def load_spec(data, resolve=None, what='spec'):
+    """Validate a native spec mapping and return a Spec. what: how an error
+    about the spec as a whole names it ('spec of container ct1'); an error
+    inside it names the cgroup and the property."""
     if not isinstance(data, dict):
-        raise SpecError('Invalid spec: expected a mapping with "version" and "cgroups".')
+        raise SpecError('Invalid %s: expected a mapping with "version" and "cgroups".' % what)
     unknown = set(data) - set(['version', 'cgroups'])
     if unknown:
-        raise SpecError('Invalid spec: unknown top-level key(s) %s; expected version and cgroups.'
-                        % ', '.join(sorted(str(k) for k in unknown)))
+        raise SpecError('Invalid %s: unknown top-level key(s) %s; expected version and cgroups.'
+                        % (what, ', '.join(sorted(str(k) for k in unknown))))
     version = data.get('version', 1)
     if version not in (1, '1'):
-        raise SpecError('Invalid spec: version %r is not supported; this collection reads version 1.' % (version,))
+        raise SpecError('Invalid %s: version %r is not supported; this collection reads version 1.'
+                        % (what, version))
     cgroups = data.get('cgroups')
     if not isinstance(cgroups, dict) or not cgroups:
-        raise SpecError('Invalid spec: "cgroups" must be a non-empty mapping of cgroup paths.')
+        raise SpecError('Invalid %s: "cgroups" must be a non-empty mapping of cgroup paths.' % what)
     parsed = []
     seen = {}
     reader = _Reader(resolve)
     for key in cgroups:
         if not isinstance(key, str):
-            raise SpecError('Invalid spec: cgroup path %r is not a string.' % (key,))
+            raise SpecError('Invalid %s: cgroup path %r is not a string.' % (what, key))
         cg = reader.cgroup(key, cgroups[key])
         if cg.path in seen:
-            raise SpecError('Invalid spec: %r and %r name the same cgroup.' % (seen[cg.path], key))
+            raise SpecError('Invalid %s: %r and %r name the same cgroup.' % (what, seen[cg.path], key))
         seen[cg.path] = key
         parsed.append(cg)
     return Spec(cgroups=_derive_controllers(parsed))

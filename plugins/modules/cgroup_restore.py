@@ -64,14 +64,30 @@ options:
         (C(cpu) and C(cpuacct), comounted) must agree, or the restore is refused.
       - C(devices.list) is written in the order of its rules (C(a) to C(devices.deny), then one
         C(devices.allow) per rule); it is compared as a set.
-      - Exactly one of O(spec) and O(src) is required.
+      - Exactly one of O(spec), O(src) and O(specs) is required.
+    type: dict
+  specs:
+    description:
+      - Several containers restored in one call, as a mapping of container name to the container's native spec,
+        each in the form of O(spec), a mapping with the keys C(version) and C(cgroups).
+      - Each container's spec is read on its own, then their cgroups are restored as one tree, in one plan. So a
+        V(strict) or V(bind) run that fails rolls back every container, and the host lock is taken once.
+      - The containers must not overlap. A container's top-level cgroups are those of its spec with no ancestor in
+        it (C(/) alone when the spec names C(/)). Two containers whose top-level cgroups are the same cgroup, or one
+        inside the other (every cgroup lies inside C(/)), are refused before anything is written, naming both
+        containers and both cgroups, since one would overwrite the other's limits or take over its subtree. With
+        O(root_from) the cgroups are compared where they land.
+      - An error inside a container's spec names its cgroup and property; an error about the spec as a whole names
+        the container.
+      - Exactly one of O(spec), O(src) and O(specs) is required. Not with O(root_controllers), which restores one
+        container through its own view.
     type: dict
   src:
     description:
       - Path on the target to a spec file, JSON or YAML. YAML needs PyYAML on the target.
       - With O(format), also a CRIU image directory or C(cgroup.img), the JSON that C(crit decode) prints,
         or libcgroup's C(cgconfig.conf).
-      - Exactly one of O(spec) and O(src) is required.
+      - Exactly one of O(spec), O(src) and O(specs) is required.
     type: path
   format:
     description:
@@ -276,6 +292,19 @@ EXAMPLES = r'''
         app:
           cpu.shares: 256
 
+- name: Restore all containers of a host in one call, refused if their cgroups overlap
+  checkpoint_restore.cgroups.cgroup_restore:
+    specs:
+      ct101:
+        version: 1
+        cgroups:
+          ct101: {controllers: [memory, pids], properties: {memory.limit_in_bytes: 512M, pids.max: 200}}
+          ct101/worker: {pids.max: 50}
+      ct102:
+        version: 1
+        cgroups:
+          ct102: {pids.max: 100}
+
 - name: Restore a spec taken elsewhere under another root
   checkpoint_restore.cgroups.cgroup_restore:
     src: /tmp/ct101.json
@@ -382,8 +411,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.restore
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[('spec', 'src')],
-        required_one_of=[('spec', 'src')],
+        mutually_exclusive=[('spec', 'src', 'specs'), ('specs', 'root_controllers')],
+        required_one_of=[('spec', 'src', 'specs')],
         supports_check_mode=True,
     )
     try:
