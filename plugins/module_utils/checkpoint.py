@@ -28,17 +28,9 @@ import tempfile
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import criu as cr
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import snapshot
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import tasks
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import CgroupError, Refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 
 DUMP_LOG = 'dump.log'
-
-
-class DumpError(CgroupError):
-    """criu dump failed; the snapshot and the record were written."""
-
-    def __init__(self, message, rc, stderr):
-        super(DumpError, self).__init__(message)
-        self.rc, self.stderr = rc, stderr
 
 
 def run(params, run_command, check_mode=False, warn=None):
@@ -65,7 +57,7 @@ def run(params, run_command, check_mode=False, warn=None):
     rc, _out, err = run_command(argv, cwd=images)
     result.update(rc=rc, stderr=err)
     if rc != 0:
-        raise DumpError(
+        raise cr.CriuFailed(
             'Failed to dump process tree %d with CRIU (exit code %d): %s See %s. The cgroup snapshot is in %s; '
             'no cgroup was changed.' % (pid, rc, cr.why(err, os.path.join(images, DUMP_LOG)),
                                         os.path.join(images, DUMP_LOG), os.path.join(images, cr.SNAPSHOT_FILE)),

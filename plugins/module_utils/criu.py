@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import CgroupError, Refusal, SpecError
 
 SNAPSHOT_FILE = 'cgroups.json'
 RECORD_FILE = 'cgroup-tasks.json'
@@ -26,6 +26,30 @@ CRIU_IMAGE = 'cgroup.img'
 RECORD_VERSION = 1
 # How many of CRIU's error lines a failure message quotes from its log.
 LOG_ERRORS_QUOTED = 3
+
+
+class CriuFailed(CgroupError):
+    """criu exited with an error; what the run wrote before stays (changed)."""
+
+    def __init__(self, message, rc, stderr):
+        super(CriuFailed, self).__init__(message)
+        self.rc, self.stderr = rc, stderr
+
+
+def module_main(module, run):
+    """The main of a module that runs criu: run(params, run_command,
+    check_mode, warn) with AnsibleModule's run_command, its result or
+    failure returned as Ansible wants it."""
+    def run_command(argv, cwd):
+        return module.run_command(argv, cwd=cwd)
+
+    try:
+        result = run(module.params, run_command, check_mode=module.check_mode, warn=module.warn)
+    except CriuFailed as exc:
+        module.fail_json(msg=str(exc), changed=True, rc=exc.rc, stderr=exc.stderr)
+    except CgroupError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    module.exit_json(**result)
 
 
 def images_dir(path):

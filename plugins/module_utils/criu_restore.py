@@ -24,17 +24,9 @@ import os
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import criu as cr
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import tasks
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import CgroupError, Refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 
 RESTORE_LOG = 'restore.log'
-
-
-class CriuFailed(CgroupError):
-    """criu restore exited with an error."""
-
-    def __init__(self, message, rc, stderr):
-        super(CriuFailed, self).__init__(message)
-        self.rc, self.stderr = rc, stderr
 
 
 def run(params, run_command, check_mode=False, warn=None):
@@ -61,7 +53,7 @@ def run(params, run_command, check_mode=False, warn=None):
     result.update(rc=rc, stderr=err)
     if rc != 0:
         log = os.path.join(images, RESTORE_LOG)
-        raise CriuFailed('criu restore failed (exit code %d): %s See %s.' % (rc, cr.why(err, log), log), rc, err)
+        raise cr.CriuFailed('criu restore failed (exit code %d): %s See %s.' % (rc, cr.why(err, log), log), rc, err)
     if record:
         after = where.check(fail=True)
         result.update(in_place=True, tasks=after['tasks'])

@@ -121,8 +121,8 @@ stderr:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu_restore import CriuFailed, run
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import CgroupError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu_restore import run
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu import module_main
 
 ARGUMENT_SPEC = dict(
     images_dir=dict(type='path', required=True),
@@ -136,18 +136,7 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-
-    def run_command(argv, cwd):
-        return module.run_command(argv, cwd=cwd)
-
-    try:
-        result = run(module.params, run_command, check_mode=module.check_mode, warn=module.warn)
-    except CriuFailed as exc:
-        module.fail_json(msg=str(exc), changed=True, rc=exc.rc, stderr=exc.stderr)
-    except CgroupError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    module.exit_json(**result)
+    module_main(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), run)
 
 
 if __name__ == '__main__':
