@@ -21,11 +21,10 @@ someone else froze (criu issue 2572). Writes no cgroup file."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
-import tempfile
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import criu as cr
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import snapshot
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import tasks
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
@@ -53,7 +52,8 @@ def run(params, run_command, check_mode=False, warn=None):
         return result
     _make_images_dir(images)
     snapshot.write_dest(spec, os.path.join(images, cr.SNAPSHOT_FILE))
-    _write_record(record, os.path.join(images, cr.RECORD_FILE))
+    # The record names the tree's processes: root's only, as the images are.
+    snapshot.write_dest(record, os.path.join(images, cr.RECORD_FILE), mode=0o600)
     rc, _out, err = run_command(argv, cwd=images)
     result.update(rc=rc, stderr=err)
     if rc != 0:
@@ -80,7 +80,7 @@ def _image_root(paths, mountpoint):
     """The tree's top-level cgroup on cgroup v2, '' otherwise. On v1 CRIU's
     --cgroup-root applies to every hierarchy, also those where the tree is in
     the root cgroup, and the dump fails; the image keeps CRIU's default root."""
-    if len(paths) != 1 or not os.path.exists(os.path.join(mountpoint, 'cgroup.controllers')):
+    if len(paths) != 1 or not hz.is_pure_v2(mountpoint):
         return ''
     return paths[0].strip('/')
 
@@ -94,15 +94,3 @@ def _make_images_dir(images):
     except OSError as exc:
         raise Refusal('Failed to create the images directory %s: %s. Nothing was written.'
                       % (images, exc.strerror or exc))
-
-
-def _write_record(record, path):
-    try:
-        fd, tmp = tempfile.mkstemp(prefix='.cgroup-tasks-', dir=os.path.dirname(path))
-        with os.fdopen(fd, 'w') as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write('\n')
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except OSError as exc:
-        raise Refusal('Failed to write %s: %s.' % (path, exc.strerror or exc))

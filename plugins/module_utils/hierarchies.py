@@ -221,6 +221,13 @@ def read_mounts(path='/proc/self/mountinfo'):
         return parse_mountinfo(handle.read())
 
 
+def is_pure_v2(mountpoint):
+    """Pure cgroup v2: the mount visible at the mountpoint itself is cgroup2.
+    A hybrid host, with cgroup2 at MOUNTPOINT/unified, is not."""
+    mount = visible(read_mounts()).get(os.path.realpath(mountpoint))
+    return mount is not None and mount.fstype == 'cgroup2'
+
+
 def read_kernel_controllers(path='/proc/cgroups'):
     try:
         with open(path) as handle:

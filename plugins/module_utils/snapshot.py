@@ -248,10 +248,10 @@ def take(params, warn=None):
     return data
 
 
-def write_dest(data, dest, check_mode=False):
+def write_dest(data, dest, check_mode=False, mode=0o644):
     """Write the spec to dest on the target: YAML for .yml/.yaml (needs PyYAML),
-    else JSON. Returns whether dest changed (or, in check mode, would): a file
-    that already holds this text is left as it is."""
+    else JSON, with MODE, in one rename. Returns whether dest changed (or, in
+    check mode, would): a file that already holds this text is left as it is."""
     if dest.endswith(('.yml', '.yaml')):
         try:
             import yaml
@@ -270,7 +270,7 @@ def write_dest(data, dest, check_mode=False):
         fd, tmp = tempfile.mkstemp(prefix='.cgroup_snapshot-', dir=folder)
         with os.fdopen(fd, 'w') as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.rename(tmp, dest)
     except (IOError, OSError) as exc:
         raise SpecError('Failed to write %s: %s.' % (dest, exc.strerror or exc))

@@ -122,19 +122,11 @@ def hierarchy_dir(controllers):
     return ','.join(sorted(c[len('name='):] if c.startswith('name=') else c for c in controllers))
 
 
-def is_v2(mountpoint):
-    """Pure cgroup v2: the mount visible at the mountpoint itself is cgroup2.
-    A hybrid host, with cgroup2 at MOUNTPOINT/unified, is v1."""
-    seen = hz.visible(hz.read_mounts())
-    mount = seen.get(os.path.realpath(mountpoint))
-    return mount is not None and mount.fstype == 'cgroup2'
-
-
 def run(params, check_mode=False, warn=None):
     warn = warn or (lambda message: None)
     containers = parse_containers(params.get('containers') or [])
     mountpoint = params.get('mountpoint') or '/sys/fs/cgroup'
-    v2 = is_v2(mountpoint)
+    v2 = hz.is_pure_v2(mountpoint)
     work = _Run(mountpoint, v2, check_mode, warn)
     try:
         if params.get('state', 'present') == 'absent':
