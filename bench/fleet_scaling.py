@@ -6,8 +6,14 @@ forks for all, as whole ansible-playbook processes:
 
   ping            ansible.builtin.ping to every host: the floor for any module
   restore_limits  the collection's playbook, from empty containers
+  restore_noop    the same again, with every limit in place (a no-op run:
+                  what a fleet's periodic enforcement costs)
   naive           one task per property (mkdir -p and echo > file through
                   ansible.builtin.shell), what existing roles do
+
+(--tools picks some; --cgroups 3 gives each container two subcgroups with the
+same properties.) The controller's peak memory is the largest resident set
+of the ansible-playbook process and the forks it waited for.
 
 The containers are removed from every host (from outside, in the fleet's own
 sandboxes) before each restore run. Also records how long `tools/fleet.py up N`
@@ -16,6 +22,7 @@ time of the whole tool process). Writes build/bench/fleet_scaling.json, and
 removes the fleet's folder (build/bench/fleet-<pid>) when the fleet is down.
 
     .venv/bin/python bench/fleet_scaling.py [--quick] [--runs N] [--forks F] [--hosts N...]
+        [--tools T...] [--cgroups 1|3] [--out NAME]
 """
 
 import argparse
@@ -31,7 +38,8 @@ import benchlib as bl
 from timed import timed
 
 FLEET = os.path.join(bl.REPO, 'tools', 'fleet.py')
-TOOLS = ('ping', 'restore_limits', 'naive')
+TOOLS = ('ping', 'restore_limits', 'restore_noop', 'naive')
+DEFAULT_TOOLS = ('ping', 'restore_limits', 'naive')
 # Ten properties per container, in memory, cpu, pids and freezer.
 PROPERTIES = (
     ('memory.limit_in_bytes', 512 * bl.MiB), ('memory.soft_limit_in_bytes', 256 * bl.MiB),
@@ -41,9 +49,15 @@ PROPERTIES = (
 CONTROLLERS = ('memory', 'cpu', 'pids', 'freezer')
 
 
-def containers(count):
-    return {'ct%d' % i: {'version': 1, 'cgroups': {'ct%d' % i: {
-        'controllers': list(CONTROLLERS), 'properties': dict(PROPERTIES)}}} for i in range(1, count + 1)}
+def container_cgroups(i, cgroups):
+    """The container's cgroup and, with cgroups 3, its two subcgroups."""
+    return ['ct%d' % i] + ['ct%d/s%d' % (i, s) for s in range(1, cgroups)]
+
+
+def containers(count, cgroups=1):
+    return {'ct%d' % i: {'version': 1, 'cgroups': dict(
+        (path, {'controllers': list(CONTROLLERS), 'properties': dict(PROPERTIES)})
+        for path in container_cgroups(i, cgroups))} for i in range(1, count + 1)}
 
 
 def naive_play(count):
@@ -62,9 +76,9 @@ PING_PLAY = [{'name': 'Ping', 'hosts': 'cgroup_hosts', 'gather_facts': False,
 
 
 class BenchFleet:
-    def __init__(self, hosts, per_host):
+    def __init__(self, hosts, per_host, cgroups=1):
         self.dir = os.path.join(bl.OUT_DIR, 'fleet-%d' % os.getpid())
-        self.hosts, self.per_host = hosts, per_host
+        self.hosts, self.per_host, self.cgroups = hosts, per_host, cgroups
 
     def tool(self, *args):
         """Runs tools/fleet.py; returns its output and the wall time of the process."""
@@ -93,7 +107,7 @@ class BenchFleet:
         with open(os.path.join(self.dir, 'fleet.json')) as handle:
             self.sandboxes = [h['sandbox'] for h in json.load(handle)['hosts']]
         with open(os.path.join(self.dir, 'group_vars', 'cgroup_hosts.yml'), 'w') as handle:
-            json.dump({'cgroup_fleet_containers': containers(self.per_host)}, handle)
+            json.dump({'cgroup_fleet_containers': containers(self.per_host, self.cgroups)}, handle)
         for name, play in (('ping', PING_PLAY), ('naive', naive_play(self.per_host))):
             with open(os.path.join(self.dir, name + '.yml'), 'w') as handle:
                 json.dump(play, handle)
@@ -113,25 +127,27 @@ class BenchFleet:
         for sandbox in self.sandboxes:
             for ctrl in CONTROLLERS:
                 for i in range(1, self.per_host + 1):
-                    path = os.path.join('/sys/fs/cgroup', ctrl, sandbox, 'ct%d' % i)
-                    if os.path.isdir(path):
-                        os.rmdir(path)
+                    for cgroup in reversed(container_cgroups(i, self.cgroups)):  # children first
+                        path = os.path.join('/sys/fs/cgroup', ctrl, sandbox, cgroup)
+                        if os.path.isdir(path):
+                            os.rmdir(path)
 
     def verify(self):
         for sandbox in self.sandboxes:
             for i in range(1, self.per_host + 1):
-                for name, value in PROPERTIES:
-                    path = os.path.join('/sys/fs/cgroup', name.split('.', 1)[0], sandbox, 'ct%d' % i, name)
-                    with open(path) as handle:
-                        got = handle.read().strip()
-                    if got != str(value):
-                        raise RuntimeError('%s reads %s, expected %s' % (path, got, value))
+                for cgroup in container_cgroups(i, self.cgroups):
+                    for name, value in PROPERTIES:
+                        path = os.path.join('/sys/fs/cgroup', name.split('.', 1)[0], sandbox, cgroup, name)
+                        with open(path) as handle:
+                            got = handle.read().strip()
+                        if got != str(value):
+                            raise RuntimeError('%s reads %s, expected %s' % (path, got, value))
 
     def run(self, tool, forks):
         inventory = os.path.join(self.dir, 'inventory.yml')
-        play = ('checkpoint_restore.cgroups.restore_limits' if tool == 'restore_limits'
+        play = ('checkpoint_restore.cgroups.restore_limits' if tool.startswith('restore_')
                 else os.path.join(self.dir, tool + '.yml'))
-        if tool != 'ping':
+        if tool in ('restore_limits', 'naive'):
             self.clear()
         argv = [os.path.join(bl.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-f', str(forks), play]
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=bl.COLLECTIONS, ANSIBLE_NOCOLOR='1',
@@ -148,6 +164,8 @@ class BenchFleet:
                            result['tail'], re.M)
         if result['rc'] != 0 or len(recap) != self.hosts or any(r[3] != '0' or r[4] != '0' for r in recap):
             raise RuntimeError('%s failed: %s' % (tool, result['tail']))
+        if tool == 'restore_noop' and any(r[2] != '0' for r in recap):
+            raise RuntimeError('the no-op run changed something: %s' % result['tail'])
         if tool != 'ping':
             self.verify()
         return {'wall': result['wall'], 'maxrss_mb': result['maxrss_mb'], 'load': load}
@@ -163,30 +181,33 @@ def report(args, sizes, runs, per_host, results):
              [[h] + ['%.2f' % results[h]['fleet'][a][k] for k in ('reported_s',) for a in ('up', 'down')]
               + ['%.2f' % results[h]['fleet'][a]['wall_s'] for a in ('up', 'down')]
               + ['%.2f' % results[h]['fleet']['up']['load']] for h in sizes])
+    tools = [t for t in TOOLS if t in results[sizes[0]]]
     print()
-    bl.table(['hosts', 'ping s', 'restore_limits s', 'naive s', 'restore/ping', 'naive/restore', 'load per run'],
-             [[h, '%.2f' % results[h]['ping']['wall'], '%.2f' % results[h]['restore_limits']['wall'],
-               '%.2f' % results[h]['naive']['wall'],
-               bl.ratio(results[h]['restore_limits']['wall'], results[h]['ping']['wall']),
-               bl.ratio(results[h]['naive']['wall'], results[h]['restore_limits']['wall']),
-               ' '.join('%.2f' % v for t in TOOLS for v in results[h][t]['load'])] for h in sizes])
+    bl.table(['hosts'] + ['%s s' % t for t in tools] + ['%s peak MB' % t for t in tools] + ['load per run'],
+             [[h] + ['%.2f' % results[h][t]['wall'] for t in tools] + [results[h][t]['maxrss_mb'] for t in tools]
+              + [' '.join('%.2f' % v for t in tools for v in results[h][t]['load'])] for h in sizes])
     big = max(sizes)
-    targets = [
-        {'ratio': 'restore_limits wall / ping wall, %d hosts' % big, 'target': '<= 1.5',
-         'value': bl.ratio(results[big]['restore_limits']['wall'], results[big]['ping']['wall'])},
-        {'ratio': 'naive per-property playbook / restore_limits, %d hosts' % big, 'target': '>= 10',
-         'value': bl.ratio(results[big]['naive']['wall'], results[big]['restore_limits']['wall'])}]
-    targets[0]['met'] = targets[0]['value'] <= 1.5
-    targets[1]['met'] = targets[1]['value'] >= 10
+    targets = []
+    for a, b, op, limit in (('restore_noop', 'ping', '<=', 1.1), ('restore_limits', 'ping', '<=', 1.5),
+                            ('naive', 'restore_limits', '>=', 10)):
+        if a in tools and b in tools:
+            value = bl.ratio(results[big][a]['wall'], results[big][b]['wall'])
+            # the ratio of each round's pair, beside the ratio of the medians
+            pairs = sorted(bl.ratio(x['wall'], y['wall']) for x, y in zip(results[big][a]['runs'], results[big][b]['runs']))
+            targets.append({'ratio': '%s wall / %s wall, %d hosts' % (a, b, big), 'target': '%s %s' % (op, limit),
+                            'value': value, 'pairs': pairs,
+                            'met': value <= limit if op == '<=' else value >= limit})
     print()
-    bl.table(['ratio', 'value', 'target', 'met'],
-             [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO'] for t in targets])
+    bl.table(['ratio', 'value', 'target', 'met', 'per round'],
+             [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO', ' '.join(str(p) for p in t['pairs'])]
+              for t in targets])
     data = {'benchmark': 'fleet_scaling', 'quick': args.quick, 'runs': runs, 'forks': args.forks,
-            'containers_per_host': per_host, 'properties_per_container': len(PROPERTIES),
+            'containers_per_host': per_host, 'cgroups_per_container': args.cgroups,
+            'properties_per_container': len(PROPERTIES), 'tools': tools,
             'machine': bl.machine(), 'ansible': bl.ansible_version(),
             'hosts': {str(h): v for h, v in results.items()}, 'targets': targets,
             'complete': complete}
-    bl.write_json('fleet_scaling_quick' if args.quick else 'fleet_scaling', data)
+    bl.write_json(args.out + '_quick' if args.quick else args.out, data)
 
 
 def main():
@@ -195,7 +216,15 @@ def main():
     parser.add_argument('--hosts', type=int, nargs='+', help='fleet sizes (default 16 4 1, quick 2)')
     parser.add_argument('--runs', type=int, help='runs of each playbook per fleet size (default 5, quick 1)')
     parser.add_argument('--forks', type=int, default=16, help='ansible forks for all playbooks (default 16)')
+    parser.add_argument('--tools', nargs='+', choices=TOOLS, help='playbooks to run, in this order each round '
+                        '(default %s; restore_noop needs restore_limits before it)' % ' '.join(DEFAULT_TOOLS))
+    parser.add_argument('--cgroups', type=int, choices=(1, 3), default=1, help='cgroups per container (default 1)')
+    parser.add_argument('--out', default='fleet_scaling', help='name of the JSON under build/bench (default '
+                        'fleet_scaling; bench/plot.py also draws fleet_scaling_64)')
     args = parser.parse_args()
+    tools = tuple(t for t in TOOLS if t in (args.tools or DEFAULT_TOOLS))
+    if 'restore_noop' in tools and 'restore_limits' not in tools:
+        parser.error('restore_noop runs after restore_limits: name both')
     bl.check_root()
     # The largest fleet first: the targets are quoted at 16 hosts.
     sizes = tuple(args.hosts or ((2,) if args.quick else (16, 4, 1)))
@@ -203,17 +232,17 @@ def main():
     runs = args.runs or (1 if args.quick else 5)
     results = {}
     for hosts in sizes:
-        fleet = BenchFleet(hosts, per_host)
+        fleet = BenchFleet(hosts, per_host, args.cgroups)
         with fleet:
-            rows = {tool: [] for tool in TOOLS}
+            rows = {tool: [] for tool in tools}
             for rep in range(runs):
-                for tool in TOOLS:
+                for tool in tools:
                     rows[tool].append(fleet.run(tool, args.forks))
                     print('  %2d hosts run %d %-15s %.2fs  load %.2f'
                           % (hosts, rep + 1, tool, rows[tool][-1]['wall'], rows[tool][-1]['load']), flush=True)
         results[hosts] = {tool: {'wall': bl.median([r['wall'] for r in rows[tool]]),
                                  'maxrss_mb': bl.median([r['maxrss_mb'] for r in rows[tool]]),
-                                 'load': [r['load'] for r in rows[tool]], 'runs': rows[tool]} for tool in TOOLS}
+                                 'load': [r['load'] for r in rows[tool]], 'runs': rows[tool]} for tool in tools}
         # One `fleet.py up N` and one `down` per fleet size.
         results[hosts]['fleet'] = fleet.timings
         report(args, sizes, runs, per_host, results)  # after each size, so a long run keeps what it measured

@@ -86,8 +86,11 @@ class Applier:
     # (step number from 1, action); whatever it raises counts as that step failing.
     fault_hook = None
 
-    def __init__(self, handles, mountpoint, mode, missing_properties='fail'):
+    def __init__(self, handles, mountpoint, mode, missing_properties='fail', creator=None):
+        """creator: the (uid, gid) the plan took a new cgroup's owner to be
+        (Observed.creator), checked at each mkdir; None: nothing taken."""
         self.handles = handles
+        self.creator = creator
         self.mountpoint = mountpoint
         self.mode = mode
         self.rules = policy.mode(mode)
@@ -220,10 +223,14 @@ class Applier:
 
     def _do_mkdir(self, action):
         fs = self.handles[action.hierarchy]
-        fs.mkdir(action.path)
+        st = fs.mkdir(action.path)
         self.created.add((action.hierarchy, action.path))
         self.journal.append(('mkdir', action.hierarchy, action.path))
         self._report.created(action)
+        if self.creator is not None and (st.st_uid, st.st_gid) != self.creator:
+            # The plan left out the chowns to this owner: stop and roll back.
+            raise OSError(errno.EPERM, 'the kernel gave the new cgroup the owner %d:%d, not this process\'s %d:%d, '
+                          'which the plan took it to have' % ((st.st_uid, st.st_gid) + self.creator))
         for name in action.after or ():
             value = (fs.read(action.path[:-1], name) or '').strip()
             fs.write(action.path, name, value or '\n')

@@ -267,11 +267,13 @@ class OpenHierarchy:
             os.close(fd)
 
     def mkdir(self, path, mode=0o755):
+        """Create the cgroup; returns the os.stat_result of its directory."""
         parent = self._dir(path[:-1])
         os.mkdir(path[-1], mode, dir_fd=parent)
         if path in self._dirs:
             self._forget(path)  # a descriptor of a directory removed since
-        self._dirs[path] = self._open_dir(parent, path)[0]
+        self._dirs[path], st = self._open_dir(parent, path)
+        return st
 
     def rmdir(self, path):
         parent = self._dir(path[:-1])

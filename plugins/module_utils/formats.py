@@ -10,6 +10,7 @@ No I/O here beyond reading the input (and running crit)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import bisect
 import io
 import json
 from collections import OrderedDict
@@ -364,24 +365,28 @@ def _criu_dir(build, item, parent, controllers, what):
 
 # -- libcgroup's cgconfig.conf ---------------------------------------------------
 
-_TOKEN_RE = re.compile(r'"([^"]*)"|([{}=;])|([^\s{}=;"#]+)|(#[^\n]*)|(\s+)|(")')
+# Every character but white space is in one of these; finditer passes over
+# the white space between matches. A comment matches with no group.
+_TOKEN_RE = re.compile(r'"([^"]*)"|([{}=;])|([^\s{}=;"#]+)|#[^\n]*|(")')
 
 
 def _tokens(text, where):
-    """[(kind, text, line)], kind 'str', 'sym' or 'word'. Quoted strings may span lines."""
+    """[(kind, text, line)], kind 'str', 'sym' or 'word'. Quoted strings may
+    span lines; a token's line is the line it starts on."""
+    newlines = [match.start() for match in re.finditer('\n', text)]
     tokens = []
-    line = 1
+    append = tokens.append
     for match in _TOKEN_RE.finditer(text):
-        quoted, sym, word, _comment, _space, stray = match.groups()
-        if stray is not None:
-            raise SpecError('Failed to parse cgconfig file %s: line %d: a quote is not closed.' % (where, line))
-        if quoted is not None:
-            tokens.append(('str', quoted, line))
+        quoted, sym, word, stray = match.groups()
+        if word is not None:
+            append(('word', word, bisect.bisect_left(newlines, match.start()) + 1))
         elif sym is not None:
-            tokens.append(('sym', sym, line))
-        elif word is not None:
-            tokens.append(('word', word, line))
-        line += match.group(0).count('\n')
+            append(('sym', sym, bisect.bisect_left(newlines, match.start()) + 1))
+        elif quoted is not None:
+            append(('str', quoted, bisect.bisect_left(newlines, match.start()) + 1))
+        elif stray is not None:
+            raise SpecError('Failed to parse cgconfig file %s: line %d: a quote is not closed.'
+                            % (where, bisect.bisect_left(newlines, match.start()) + 1))
     return tokens
 
 

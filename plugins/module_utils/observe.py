@@ -27,7 +27,11 @@ CgroupState = namedtuple('CgroupState', 'exists perms file_perms values')
 MISSING = CgroupState(False, None, {}, {})
 # subtrees: {(hierarchy name, top-level path): [(path, has_tasks), ...]}
 # places: {hierarchy name: MountPlace} of the hierarchies to be mounted.
-Observed = namedtuple('Observed', 'cgroups subtrees page_size places', defaults=(None,))
+# creator: (uid, gid) that a cgroup this process creates is owned by (None:
+# not known, so a new cgroup's owner is always set). The kernel gives a new
+# cgroup's directory and every file in it the creating process's fsuid and
+# fsgid, which are its effective ones; the applier checks the directory.
+Observed = namedtuple('Observed', 'cgroups subtrees page_size places creator', defaults=(None, None))
 # What the planner needs to tell whether mounting a missing hierarchy at
 # path (<mountpoint>/<name>) is sound: the statfs type of the mountpoint
 # (None: it cannot be opened), what is at path (ENTRY_*), the statfs type of
@@ -136,7 +140,12 @@ def observe(targets, handles, page_size, want_subtrees=False):
             values))
         if want_subtrees and not any(path[:i] in spec_paths[name] for i in range(len(path))):
             subtrees[(name, path)] = _walk(fs, path)
-    return Observed(cgroups, subtrees, page_size)
+    return Observed(cgroups, subtrees, page_size, creator=creator())
+
+
+def creator():
+    """(uid, gid) that owns a cgroup this process creates."""
+    return os.geteuid(), os.getegid()
 
 
 def _walk(fs, top):

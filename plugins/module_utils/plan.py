@@ -40,7 +40,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values 
 # writes: ((file, text), ...) for kind write; fallback: (prop, writes, before)
 # written instead of and before a retry when the first write is refused (cfs).
 Action = namedtuple('Action', 'kind hierarchy path prop writes before after spec_value fallback')
-Plan = namedtuple('Plan', 'actions skipped_prune warnings')
+# creator: the owner the plan took the cgroups it creates to have (Observed.creator).
+Plan = namedtuple('Plan', 'actions skipped_prune warnings creator', defaults=(None,))
 _BY_DEPTH = itemgetter(0, 1, 2)  # (depth, hierarchy, path) of top_down's entries
 
 
@@ -521,7 +522,10 @@ def perms_for(target, value, name=None):
     return found[0][1] if found else None
 
 
-def _perm_actions(target, state, created):
+def _perm_actions(target, state, created, creator=None):
+    """chown and chmod of the directory and the files the spec names, where
+    they differ. A cgroup the run creates has the creator's owner (Observed),
+    when known, and no mode the plan counts on."""
     h, path, cg = target.hierarchy.name, target.path, target.cgroup
     actions = []
     entries = []
@@ -538,7 +542,10 @@ def _perm_actions(target, state, created):
                               % (h, show_path(path), name))
             entries.append((name, perms, state.file_perms.get(name)))
     for name, perms, current in entries:
-        cur_mode, cur_uid, cur_gid = current if current and not created else (None, None, None)
+        if created:
+            cur_mode, (cur_uid, cur_gid) = None, creator or (None, None)
+        else:
+            cur_mode, cur_uid, cur_gid = current or (None, None, None)
         if (perms.uid is not None and perms.uid != cur_uid) or (perms.gid is not None and perms.gid != cur_gid):
             actions.append(_action('chown', h, path, name, before=None if created else (cur_uid, cur_gid),
                                    after=(perms.uid, perms.gid)))
@@ -695,7 +702,7 @@ def full_plan(targets, planned_mounts, observed, options, comparisons=None):
     actions = mounts + setup + tail
     if not rules.adopts and walk.conflicts and (setup or tail):
         raise Refusal(_conflict_message(rules, walk.conflicts))
-    return Plan(actions=actions, skipped_prune=skipped, warnings=blocks.later.warnings)
+    return Plan(actions=actions, skipped_prune=skipped, warnings=blocks.later.warnings, creator=observed.creator)
 
 
 def _mount_actions(planned_mounts, observed, rules):
@@ -775,6 +782,7 @@ class _Blocks:
 
     def __init__(self, tree, observed, options, comparisons, created, enables):
         self.cgroups = observed.cgroups
+        self.creator = observed.creator
         self.options = options
         self.comparisons = comparisons
         self.created = created
@@ -821,7 +829,7 @@ class _Blocks:
         # when its properties are restored too.
         cg = target.cgroup
         has_perms = cg.perms is not None or cg.file_perms
-        perms = _perm_actions(target, state, is_new) if has_perms and (restore or is_new) else ()
+        perms = _perm_actions(target, state, is_new, self.creator) if has_perms and (restore or is_new) else ()
         actions = [a for a in perms if a.prop is None]
         if restore:
             own = _property_actions(target, state, is_new, self.comparisons, self.options.missing_properties)

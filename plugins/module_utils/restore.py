@@ -33,10 +33,25 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets
 
 
 def resolve_id(field, name):
+    """The uid or gid of a user or group name; None when there is none."""
     try:
         return (pwd.getpwnam(name).pw_uid if field == 'uid' else grp.getgrnam(name).gr_gid)
     except KeyError:
         return None
+
+
+def id_resolver():
+    """resolve_id that looks each name up once: a big spec names the same
+    owner thousands of times (a cgconfig perm block per group), and each
+    lookup reads /etc/passwd or asks NSS."""
+    found = {}
+
+    def resolve(field, name):
+        key = (field, name)
+        if key not in found:
+            found[key] = resolve_id(field, name)
+        return found[key]
+    return resolve
 
 
 # The module's parameters, as AnsibleModule checks them (cgroup_restore.py
@@ -142,7 +157,7 @@ def _read_spec(params, remap, warn):
         if params.get('root_controllers'):
             raise SpecError('Invalid options: root_controllers restores one container through its own view; '
                             'give it with spec or src, not with specs.')
-        return containers.load_specs(params['specs'], remap, resolve=resolve_id)
+        return containers.load_specs(params['specs'], remap, resolve=id_resolver())
     data = params.get('spec')
     if data is None:
         if not params.get('src'):
@@ -159,7 +174,7 @@ def _read_spec(params, remap, warn):
     if view_root and data is not None:
         root_path = sp.split_path(params['root_from'], 'root_from') if params.get('root_from') else ()
         data = sp.with_view_root(data, [c for entry in view_root for c in str(entry).split(',') if c], root_path)
-    return sp.load_spec(data, resolve=resolve_id) if data is not None else sp.Spec(cgroups=())
+    return sp.load_spec(data, resolve=id_resolver()) if data is not None else sp.Spec(cgroups=())
 
 
 class _Host:
@@ -271,7 +286,7 @@ def _run(params, check_mode, want_diff, warn):
 
 
 def _apply(host, spec, options, plan, warn):
-    applier = Applier(host.handles, options.mountpoint, options.mode, options.missing_properties)
+    applier = Applier(host.handles, options.mountpoint, options.mode, options.missing_properties, plan.creator)
     try:
         report = _run_applier(applier, host, spec, options, plan)
     except ApplyError as exc:

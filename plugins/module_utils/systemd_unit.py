@@ -251,7 +251,7 @@ def run(params, check_mode=False, want_diff=False, warn=None, systemd=None, hier
         data, notes = formats.load_src(params['src'], params.get('format') or 'auto')
         for note in notes:
             warn(note)
-    spec = sp.load_spec(data, resolve=restore.resolve_id)
+    spec = sp.load_spec(data, resolve=restore.id_resolver())
     top_cg, top_path, children = split_spec(spec, params.get('top'))
     settings = unit_settings(top_cg, unit)
     page_size = os.sysconf('SC_PAGE_SIZE')

@@ -13,6 +13,7 @@ playbook can pass it on alone (`undo: "{{ result.undo }}"`):
     {"step": "mount", "hierarchy": "pids", "path": "/sys/fs/cgroup/pids",
      "options": "pids", "made_dir": true}
     {"step": "mkdir", "hierarchy": "memory", "cgroup": "ct1"}
+    {"step": "mkdirs", "hierarchy": "memory", "cgroups": ["ct1", "ct1/a"]}   # mkdirs one after another
     {"step": "write", "hierarchy": "memory", "cgroup": "/", "property": "memory.limit_in_bytes",
      "before": 1073741824, "after": 536870912}
     {"step": "chmod", "hierarchy": "memory", "cgroup": "ct1", "file": null, "before": "0755", "after": "0750"}
@@ -23,6 +24,9 @@ Values are spec values of their property (what a spec may say, parsed by the
 same kinds), not the kernel's text nor Python objects, so a record stays valid
 across versions of the collection. Writes are journaled only for cgroups that
 existed before the run: a cgroup the run created goes away with its values.
+A run of two or more mkdir steps in one hierarchy is written as one mkdirs
+step, which reads back as those mkdir steps: a first restore of a big tree
+is mostly mkdirs, and the record is carried back from every host.
 For keyed files (io.max, blkio throttles, ifpriomap) before holds only the
 keys the run changed, with the value that clears a key the file did not show.
 """
@@ -40,7 +44,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.policy 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path, split_path
 
 VERSION = 1
-STEPS = ('mount', 'mkdir', 'write', 'chmod', 'chown', 'rmdir')
+STEPS = ('mount', 'mkdir', 'mkdirs', 'write', 'chmod', 'chown', 'rmdir')
 
 # One parsed step. path: tuple of components; name: the property (write) or
 # the file (chmod/chown, None for the directory); before/after: canonical
@@ -69,10 +73,11 @@ def from_journal(journal, mountpoint, mode, mounted=()):
             steps.append(dict(step='mount', hierarchy=name, path=target, options=options.get(name),
                               made_dir=bool(made_dir)))
             continue
-        where = dict(step=kind, hierarchy=entry[1], cgroup=show_path(entry[2]))
         if kind == 'mkdir':
-            steps.append(where)
-        elif kind == 'write':
+            _add_mkdir(steps, entry[1], show_path(entry[2]))
+            continue
+        where = dict(step=kind, hierarchy=entry[1], cgroup=show_path(entry[2]))
+        if kind == 'write':
             prop, before, after = entry[3], entry[4], entry[5]
             if after is None:
                 # the cfs fallback wrote the quota before its own step: that
@@ -89,6 +94,20 @@ def from_journal(journal, mountpoint, mode, mounted=()):
             bits, uid, gid = entry[3]
             steps.append(dict(where, perms=dict(mode=_show_mode(bits), uid=uid, gid=gid)))
     return dict(version=VERSION, mountpoint=mountpoint, mode=mode, steps=steps)
+
+
+def _add_mkdir(steps, hierarchy, cgroup):
+    """Append a mkdir step, or join it to the mkdir or mkdirs step before it
+    in the same hierarchy."""
+    last = steps[-1] if steps else None
+    if last is not None and last['hierarchy'] == hierarchy:
+        if last['step'] == 'mkdirs':
+            last['cgroups'].append(cgroup)
+            return
+        if last['step'] == 'mkdir':
+            steps[-1] = dict(step='mkdirs', hierarchy=hierarchy, cgroups=[last['cgroup'], cgroup])
+            return
+    steps.append(dict(step='mkdir', hierarchy=hierarchy, cgroup=cgroup))
 
 
 def _later_afters(journal):
@@ -179,12 +198,33 @@ def read_record(data):
     steps = data.get('steps')
     if not isinstance(steps, list):
         raise SpecError('Invalid undo record: steps must be a list.')
-    return Record(mountpoint, mode, tuple(_read_step(mountpoint, n, s) for n, s in enumerate(steps, 1)))
+    read = []
+    for number, step in enumerate(steps, 1):
+        if isinstance(step, dict) and step.get('step') == 'mkdirs':
+            read.extend(_read_mkdirs(mountpoint, number, step))
+        else:
+            read.append(_read_step(mountpoint, number, step))
+    return Record(mountpoint, mode, tuple(read))
+
+
+def _read_mkdirs(mountpoint, number, data):
+    """The mkdir Steps of one mkdirs step, in its order."""
+    unknown = set(data) - set(('step',) + _KEYS['mkdirs'])
+    if unknown:
+        raise SpecError('Invalid undo record: step %d (mkdirs) has unknown key(s) %s.'
+                        % (number, ', '.join(sorted(str(k) for k in unknown))))
+    cgroups = data.get('cgroups')
+    if not isinstance(cgroups, list) or not cgroups:
+        raise SpecError('Invalid undo record: step %d (mkdirs): cgroups must be a non-empty list of cgroup paths.'
+                        % number)
+    return [_read_step(mountpoint, number, dict(step='mkdir', hierarchy=data.get('hierarchy'), cgroup=cgroup))
+            for cgroup in cgroups]
 
 
 _KEYS = {
     'mount': ('hierarchy', 'path', 'options', 'made_dir'),
     'mkdir': ('hierarchy', 'cgroup'),
+    'mkdirs': ('hierarchy', 'cgroups'),
     'write': ('hierarchy', 'cgroup', 'property', 'before', 'after'),
     'chmod': ('hierarchy', 'cgroup', 'file', 'before', 'after'),
     'chown': ('hierarchy', 'cgroup', 'file', 'before', 'after'),

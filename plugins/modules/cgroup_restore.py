@@ -375,7 +375,8 @@ undo:
       from another task.
     - A mapping with C(version) (V(1)), C(mountpoint), C(mode) and C(steps), the run's steps in the order it
       took them, each with the value before and the value the run wrote. Writes to cgroups that the run
-      created are not listed; removing the cgroup undoes them.
+      created are not listed; removing the cgroup undoes them. Cgroups created one after another in one
+      hierarchy are one C(mkdirs) step, with their C(cgroups) in order.
     - Empty C(steps) when the run changed nothing, and in check mode (nothing was changed, so there is
       nothing to undo; RV(created), RV(writes) and RV(perms) show what a real run would change).
     - Also returned when an V(opport) run failed for some items, for what it applied. After a rollback in
@@ -383,7 +384,7 @@ undo:
   returned: success, and failure in opport mode
   type: dict
   sample: {"version": 1, "mountpoint": "/sys/fs/cgroup", "mode": "strict", "steps": [
-           {"step": "mkdir", "hierarchy": "memory", "cgroup": "ct101"},
+           {"step": "mkdirs", "hierarchy": "memory", "cgroups": ["ct101", "ct101/worker"]},
            {"step": "write", "hierarchy": "memory", "cgroup": "/", "property": "memory.limit_in_bytes",
             "before": "max", "after": 1073741824}]}
 counts:

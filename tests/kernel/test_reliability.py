@@ -127,7 +127,13 @@ def test_cfs_quota_caps_a_busy_loop(sandbox):
     # at least half of what the quota allows, or of what the machine gave the control
     assert share >= 0.5 * min(0.20, free), (share, free)
     stat = dict(line.split() for line in read(sandbox, 'cpu', 'ct', 'cpu.stat').splitlines())
-    assert int(stat['nr_throttled']) > 0
+    if free >= 0.3:
+        # The machine gave a loop more than the quota allows, so the capped
+        # loop reached its quota and was throttled. (Seen in CI at a load so
+        # high that both loops got 0.005 of a CPU: neither came near 20 %.)
+        assert int(stat['nr_throttled']) > 0, stat
+    else:
+        assert int(stat['nr_periods']) > 0, stat  # the quota was in force while the loop ran
 
 
 # -- kernel refusals with useful messages ----------------------------------------

@@ -49,7 +49,11 @@ def test_strict_restore_from_nothing_then_undo_leaves_the_sandbox_as_before(sand
               for s in record['steps'] if s['step'] == 'write']
     assert sorted(writes) == [('memory', '/', 'memory.limit_in_bytes', 'max', 300 << 20),
                               ('pids', '/', 'pids.max', 'max', 77)], record
-    assert sum(1 for s in record['steps'] if s['step'] == 'mkdir') == 8
+    # the run's mkdirs, one after another in one hierarchy as one mkdirs step
+    created = [(s['hierarchy'], c) for s in record['steps'] if s['step'] in ('mkdir', 'mkdirs')
+               for c in s.get('cgroups', [s.get('cgroup')])]
+    assert sorted(created) == sorted((c['hierarchy'], c['cgroup']) for c in restored['created']), record
+    assert len(created) == 8
     after_restore = snapshot(sandbox)
     assert after_restore != before
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from engine_run import run_engine
 from modrun import cgroups, read, run
 
 UNLIMITED = '9223372036854771712'
@@ -61,6 +62,37 @@ def test_directory_and_file_owners_and_modes(sandbox):
     assert result['changed'] and len(result['perms']) == 2, result
     assert os.stat(sandbox.path('pids', 'ct')).st_mode & 0o7777 == 0o750
     assert os.stat(sandbox.path('pids', 'ct', 'cgroup.procs')).st_uid == 1000
+
+
+def test_a_new_cgroup_is_chowned_only_where_its_owner_differs_from_the_creators(sandbox):
+    # The kernel gives a new cgroup's directory and files the creator's owner
+    # (root here): only the owners that differ are set, and check mode says so too.
+    spec = {'version': 1, 'cgroups': {'ct': {
+        'controllers': ['memory', 'pids'], 'perms': {'uid': 0, 'gid': 0},
+        'file_perms': {'tasks': {'uid': 'root', 'gid': 0}, 'cgroup.procs': {'uid': 1000, 'gid': 0}}}}}
+    predicted = run(sandbox, spec=spec, check=True)
+    result = run(sandbox, spec=spec)
+    assert result['changed'] and not result.get('failed'), result
+    for report in (predicted, result):
+        assert sorted((p['hierarchy'], p['file'], p['owner_after']) for p in report['perms']) == [
+            ('memory', 'cgroup.procs', [1000, 0]), ('pids', 'cgroup.procs', [1000, 0])], report
+    for hierarchy in ('memory', 'pids'):
+        for name, owner in ((None, (0, 0)), ('tasks', (0, 0)), ('cgroup.procs', (1000, 0))):
+            st = os.stat(sandbox.path(hierarchy, 'ct', *([name] if name else [])))
+            assert (st.st_uid, st.st_gid) == owner, (hierarchy, name)
+    assert run(sandbox, spec=spec)['changed'] is False
+
+
+def test_a_new_cgroup_with_another_owner_than_the_plan_took_is_rolled_back(sandbox):
+    # The plan takes a new cgroup to be the creator's; when the kernel says
+    # otherwise the run stops at that mkdir and rolls back.
+    job = {'kind': 'foreign_creator', 'creator': [4321, 4321], 'params': {'spec': {'version': 1, 'cgroups': {
+        'ct': {'controllers': ['pids'], 'perms': {'uid': 4321, 'gid': 4321}, 'properties': {'pids.max': 5}}}}}}
+    outcome = run_engine(sandbox, job)
+    assert outcome['outcome'] == 'failed', outcome
+    assert 'owner 0:0' in outcome['msg'] and "not this process's 4321:4321" in outcome['msg'], outcome
+    assert 'pids:ct' in outcome['msg'] and 'Rolled back' in outcome['msg'], outcome
+    assert outcome['diff'] == [], outcome
 
 
 def test_global_root_remap(sandbox):

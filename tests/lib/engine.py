@@ -28,6 +28,7 @@ import time
 
 from compared import COMPARED_FILES, setting_differences
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import hierarchies as hz
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import observe
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo
@@ -404,6 +405,19 @@ def inject(job):
         outcome, report = run(job['params'], warn=warnings.append)
     return {'outcome': outcome, 'msg': report.get('msg'), 'failed_items': report.get('failed_items'),
             'created': report.get('created'), 'warnings': warnings, 'diff': differences(before, snapshot())}
+
+
+def foreign_creator(job):
+    """A restore whose observer takes new cgroups to be owned by
+    job['creator'], which the kernel does not give them."""
+    real = observe.creator
+    observe.creator = lambda: tuple(job['creator'])
+    try:
+        before = snapshot()
+        outcome, report = run(job['params'])
+        return {'outcome': outcome, 'msg': report.get('msg'), 'diff': differences(before, snapshot())}
+    finally:
+        observe.creator = real
 
 
 def race(job):

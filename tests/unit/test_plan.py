@@ -28,11 +28,11 @@ def existing(values=None, perms=(0o755, 0, 0), file_perms=None):
     return CgroupState(True, perms, file_perms or {}, values or {})
 
 
-def plan(cgroups, live=None, mode='strict', subtrees=None, places=None, **kw):
+def plan(cgroups, live=None, mode='strict', subtrees=None, places=None, creator=None, **kw):
     spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
     remap = sp.parse_remap(kw.pop('root', None), kw.pop('roots', None), kw.pop('root_from', None))
     targets, planned, _warnings = tg.resolve(spec, HIERARCHIES, KERNEL, tg.Placement(remap, '/sys/fs/cgroup'))
-    observed = Observed(live or {}, subtrees or {}, 4096, places)
+    observed = Observed(live or {}, subtrees or {}, 4096, places, creator)
     return make_plan(targets, planned, observed, PlanOptions(mode, **kw))
 
 
@@ -513,3 +513,20 @@ def test_v2_cpu_max_burst_is_written_before_cpu_max_and_retried_after_it():
     # a new cgroup: the same order
     result, _w = plan_v2({'ct': {'cpu.max': '50000', 'cpu.max.burst': 10000}})
     assert [a.prop for a in result.actions if a.kind == 'write' and a.path == ('ct',)] == ['cpu.max.burst', 'cpu.max']
+
+
+def test_a_new_cgroup_has_its_creators_owner_so_only_another_owner_is_set():
+    cg = {'ct': {'controllers': ['memory'], 'perms': {'uid': 0, 'gid': 0, 'mode': '0750'},
+                 'file_perms': {'tasks': {'uid': 0, 'gid': 0}, 'cgroup.procs': {'uid': 1000}}}}
+    # the creator (root) owns what it creates: no chown to root, the mode is always set
+    result = plan(cg, creator=(0, 0))
+    assert steps(result) == ['mkdir memory:ct', 'chmod memory:ct', 'chown memory:ct cgroup.procs'], steps(result)
+    assert result.creator == (0, 0)
+    chown = result.actions[-1]
+    assert chown.before is None and chown.after == (1000, None)
+    # another creator: root's owners differ, cgroup.procs's uid is the creator's
+    assert steps(plan(cg, creator=(1000, 1000))) == [
+        'mkdir memory:ct', 'chown memory:ct', 'chmod memory:ct', 'chown memory:ct tasks']
+    # the creator unknown: every owner is set
+    assert sorted(s for s in steps(plan(cg)) if s.startswith('chown')) == [
+        'chown memory:ct', 'chown memory:ct cgroup.procs', 'chown memory:ct tasks']

@@ -94,6 +94,23 @@ def test_an_empty_record_reads_as_no_steps():
     assert ur.read_record(ur.empty('/sys/fs/cgroup', 'strict')).steps == ()
 
 
+def test_mkdirs_one_after_another_in_one_hierarchy_are_one_step_and_read_back_one_by_one():
+    journal = [('mkdir', 'memory', ('a',)), ('mkdir', 'memory', ('a', 'b')), ('mkdir', 'memory', ('a', 'c')),
+               ('mkdir', 'pids', ('a',)), ('write', 'pids', (), 'pids.max', 10, 5), ('mkdir', 'pids', ('a', 'b')),
+               ('mkdir', 'memory', ('d',))]
+    record = ur.from_journal(journal, '/sys/fs/cgroup', 'strict')
+    assert record['steps'] == [
+        {'step': 'mkdirs', 'hierarchy': 'memory', 'cgroups': ['a', 'a/b', 'a/c']},
+        {'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': 'a'},
+        {'step': 'write', 'hierarchy': 'pids', 'cgroup': '/', 'property': 'pids.max', 'before': 10, 'after': 5},
+        {'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': 'a/b'},
+        {'step': 'mkdir', 'hierarchy': 'memory', 'cgroup': 'd'}]
+    steps = ur.read_record(json.loads(json.dumps(record))).steps
+    assert [(s.kind, s.hierarchy, s.path) for s in steps] == [
+        ('mkdir', 'memory', ('a',)), ('mkdir', 'memory', ('a', 'b')), ('mkdir', 'memory', ('a', 'c')),
+        ('mkdir', 'pids', ('a',)), ('write', 'pids', ()), ('mkdir', 'pids', ('a', 'b')), ('mkdir', 'memory', ('d',))]
+
+
 def _one(step, **record):
     return dict(dict(version=1, mountpoint='/sys/fs/cgroup', mode='strict', steps=[step]), **record)
 
@@ -110,6 +127,11 @@ def _one(step, **record):
      "step 1 (mkdir pids:a/../../b): Invalid cgroup path"),
     (_one({'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': '/'}), 'the hierarchy root is never created or removed'),
     (_one({'step': 'mkdir', 'hierarchy': 'pids', 'cgroup': 'a', 'extra': 1}), "unknown key(s) extra"),
+    (_one({'step': 'mkdirs', 'hierarchy': 'pids', 'cgroups': []}), 'step 1 (mkdirs): cgroups must be a non-empty list'),
+    (_one({'step': 'mkdirs', 'hierarchy': 'pids', 'cgroup': 'a'}), 'step 1 (mkdirs) has unknown key(s) cgroup'),
+    (_one({'step': 'mkdirs', 'hierarchy': 'pids', 'cgroups': ['a', 'a/../..']}),
+     "step 1 (mkdir pids:a/../..): Invalid cgroup path"),
+    (_one({'step': 'mkdirs', 'hierarchy': '..', 'cgroups': ['a']}), "hierarchy '..' is not the name"),
     (_one({'step': 'write', 'hierarchy': 'pids', 'cgroup': 'a', 'property': 'cgroup.kill', 'before': '0',
            'after': '1'}), "property 'cgroup.kill' is never written: it kills every process"),
     (_one({'step': 'write', 'hierarchy': 'pids', 'cgroup': 'a', 'property': 'pids.max', 'before': 'lots',
