@@ -156,7 +156,7 @@ class BenchFleet:
         old = dict(os.environ)
         os.environ.update(env)
         try:
-            result = timed(argv)
+            result = timed(argv, tail_chars=3000 + 200 * self.hosts)  # the recap has a line per host
         finally:
             os.environ.clear()
             os.environ.update(old)

@@ -11,7 +11,8 @@ import tempfile
 import time
 
 
-def timed(argv):
+def timed(argv, tail_chars=3000):
+    """tail_chars: how much of the end of its output to keep."""
     with tempfile.TemporaryFile() as out:
         began = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -19,7 +20,7 @@ def timed(argv):
         wall = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        tail = out.read().decode('utf-8', 'replace')[-3000:]
+        tail = out.read().decode('utf-8', 'replace')[-tail_chars:]
     # ru_maxrss is in KiB on Linux.
     # cpu: user + system seconds of the process and its waited-for children,
     # which a busy host disturbs less than the wall clock.

@@ -19,7 +19,9 @@ __metaclass__ = type
 import ctypes
 import errno
 import os
+import resource
 import stat
+from collections import OrderedDict
 
 CGROUP_SUPER_MAGIC = 0x27e0eb
 CGROUP2_SUPER_MAGIC = 0x63677270
@@ -29,6 +31,22 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 # Not found, or not a directory (a file, or a symlink refused by O_NOFOLLOW).
 _NOT_A_DIR = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
+def _dir_cache_size():
+    """How many directory descriptors one OpenHierarchy keeps open: a
+    32nd of the soft limit on open files, 8 to 256. Sixteen hierarchies then
+    hold at most half the limit; the common soft limit of 1024 gives 32 each.
+    (Keeping one per directory a run touched ran out of descriptors, EMFILE,
+    at about 1,000 cgroups in three hierarchies under that limit.)"""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ValueError, OSError):
+        soft = 1024
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(8, min(256, soft // 32))
+
 _open, _pread, _close = os.open, os.pread, os.close
 _libc = None
 
@@ -113,7 +131,10 @@ class OpenHierarchy:
     def __init__(self, mount_point, version):
         self.mount_point = mount_point
         self.magic = CGROUP2_SUPER_MAGIC if version == 2 else CGROUP_SUPER_MAGIC
-        self._dirs = {}
+        # Open directory descriptors by path, least recently used first; at
+        # most _keep of them besides the mount's own (path ()), which stays.
+        self._dirs = OrderedDict()
+        self._keep = _dir_cache_size()
         fd = os.open(mount_point, _DIR_FLAGS)
         try:
             self._check(fd, mount_point)
@@ -132,16 +153,31 @@ class OpenHierarchy:
     def close(self):
         for fd in self._dirs.values():
             os.close(fd)
-        self._dirs = {}
+        self._dirs = OrderedDict()
 
     def _dir(self, path):
+        """The open descriptor of a cgroup directory, opened below its
+        parent's when it is not kept. A descriptor it returns is valid until
+        the next call that opens a directory: use it before then."""
         fd = self._dirs.get(path)
         if fd is not None:
+            self._dirs.move_to_end(path)
             return fd
         parent = self._dir(path[:-1])
         fd = self._open_dir(parent, path)[0]
-        self._dirs[path] = fd
+        self._remember(path, fd)
         return fd
+
+    def _remember(self, path, fd):
+        """Keep fd as path's descriptor; close the least recently used ones
+        beyond the cache's size (never the mount's own)."""
+        self._dirs[path] = fd
+        while len(self._dirs) > self._keep + 1:
+            oldest = next(iter(self._dirs))
+            if not oldest:
+                self._dirs.move_to_end(oldest)
+                continue
+            os.close(self._dirs.pop(oldest))
 
     def _open_dir(self, parent, path):
         """(fd, stat) of path[-1] opened below the parent's descriptor, which
@@ -186,7 +222,7 @@ class OpenHierarchy:
             raise
         if path in self._dirs:
             self._forget(path)  # and the descriptors below it, which may be stale
-        self._dirs[path] = fd
+        self._remember(path, fd)
         return (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
     def read_cgroup(self, path, names, unreadable=(), one_line=()):
@@ -196,7 +232,7 @@ class OpenHierarchy:
         perms = self.lookup(path)
         if perms is None:
             return None
-        return perms, _read_names(self._dirs[path], names, unreadable, one_line)
+        return perms, _read_names(self._dirs[path], names, unreadable, one_line)  # the newest: kept
 
     def subdirs(self, path):
         fd = self._dir(path)
@@ -272,7 +308,8 @@ class OpenHierarchy:
         os.mkdir(path[-1], mode, dir_fd=parent)
         if path in self._dirs:
             self._forget(path)  # a descriptor of a directory removed since
-        self._dirs[path], st = self._open_dir(parent, path)
+        fd, st = self._open_dir(parent, path)
+        self._remember(path, fd)
         return st
 
     def rmdir(self, path):

@@ -38,6 +38,7 @@ Destination = namedtuple('Destination', 'cpus mems hugepage_sizes')
 
 _CPUSET_FILES = {'cpuset.cpus': ('cpus', 'CPU'), 'cpuset.mems': ('mems', 'memory node')}
 _HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+[KMG]B)\.')
+_FIT_CONTROLLERS = frozenset(['cpuset', 'hugetlb'])  # the controllers of the settings _check looks at
 
 
 def fit(targets, destination, policy):
@@ -48,14 +49,20 @@ def fit(targets, destination, policy):
     fitted = []
     warnings = []
     for target in targets:
+        if target.hierarchy.version == 1 and not _FIT_CONTROLLERS & target.hierarchy.controllers:
+            # A v1 hierarchy without cpuset and hugetlb has no setting to fit.
+            # (A v2 hierarchy's controllers are those its root offers, which
+            # a view of a subtree may not show: its settings are checked.)
+            fitted.append(target)
+            continue
         props = []
         changed = False
         for prop in target.props:
-            where = '%s:%s %s' % (target.hierarchy.name, show_path(target.path), prop.name)
             new_value, problem, remedy = _check(prop, destination)
             if problem is None:
                 props.append(prop)
                 continue
+            where = '%s:%s %s' % (target.hierarchy.name, show_path(target.path), prop.name)
             if policy != 'adapt':
                 raise Refusal('Failed to restore %s: %s; this host cannot hold it. Nothing was written. Give a '
                               'spec for this host, or set fit_destination=adapt to %s.' % (where, problem, remedy))

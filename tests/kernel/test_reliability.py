@@ -253,3 +253,24 @@ def test_missing_properties_warn_restores_the_rest(sandbox):
     warnings = ' '.join(str(w) for w in result.get('warnings', []))
     assert 'cpu:old property cpu.no_such_knob' in warnings and 'cpu:new property cpu.no_such_knob' in warnings
     assert read(sandbox, 'cpu', 'old', 'cpu.shares') == '300' and read(sandbox, 'cpu', 'new', 'cpu.shares') == '400'
+
+
+def test_a_tree_larger_than_the_open_file_limit_is_restored(sandbox):
+    # The engine keeps a bounded number of directory descriptors per
+    # hierarchy: 306 directories under a limit of 64 open files (one kept
+    # per directory ran out, EMFILE, at about 1,000 cgroups in three
+    # hierarchies under the common limit of 1024).
+    cgroups = {}
+    for top in ('ct0', 'ct1'):
+        cgroups[top] = {'controllers': ['cpu', 'memory', 'pids'], 'properties': {'pids.max': 1000}}
+        for sub in range(50):
+            cgroups['%s/s%02d' % (top, sub)] = {'controllers': ['cpu', 'memory', 'pids'],
+                                               'properties': {'pids.max': 10 + sub, 'cpu.shares': 100 + sub}}
+    spec = {'version': 1, 'cgroups': cgroups}
+    first = run(sandbox, spec=spec, extra='ulimit -n 64')
+    assert first['changed'] and not first.get('failed'), first.get('msg')
+    assert first['counts']['created'] == 306 and first['counts']['writes'] == 202, first['counts']
+    assert read(sandbox, 'pids', 'ct1', 's49', 'pids.max') == '59'
+    assert read(sandbox, 'cpu', 'ct0', 's07', 'cpu.shares') == '107'
+    second = run(sandbox, spec=spec, extra='ulimit -n 64')
+    assert second['changed'] is False and not second.get('failed'), second.get('msg')
