@@ -111,7 +111,7 @@ def test_memory_limit_holds_a_hog(sandbox):
 def test_cfs_quota_caps_a_busy_loop(sandbox):
     # A busy loop in ct (20% quota) and, at the same time, a control loop in
     # a sibling without quota: what the control gets is what this machine,
-    # however loaded, gives a busy loop, so the lower bound follows it.
+    # however loaded, gives a busy loop.
     spec = {'version': 1, 'cgroups': {'ct': {'cpu.cfs_period_us': 100000, 'cpu.cfs_quota_us': 20000},
                                       'free': {'cpu.cfs_quota_us': -1}}}
     assert not run(sandbox, spec=spec).get('failed')
@@ -124,16 +124,17 @@ def test_cfs_quota_caps_a_busy_loop(sandbox):
     free = float(control.communicate(timeout=60)[0]) / 2.0
     print('busy loop CPU share under a 20%% quota: %.3f (a loop without quota beside it: %.3f)' % (share, free))
     assert share <= 0.30, share
-    # at least half of what the quota allows, or of what the machine gave the control
-    assert share >= 0.5 * min(0.20, free), (share, free)
     stat = dict(line.split() for line in read(sandbox, 'cpu', 'ct', 'cpu.stat').splitlines())
+    assert int(stat['nr_periods']) > 0, stat  # the quota was in force while the loop ran
     if free >= 0.3:
-        # The machine gave a loop more than the quota allows, so the capped
-        # loop reached its quota and was throttled. (Seen in CI at a load so
-        # high that both loops got 0.005 of a CPU: neither came near 20 %.)
+        # The machine gave a loop more than the quota allows: the capped loop
+        # reached its quota, was throttled, and got at least half of it (a
+        # quota written ten times too small would give it 0.02).
         assert int(stat['nr_throttled']) > 0, stat
-    else:
-        assert int(stat['nr_periods']) > 0, stat  # the quota was in force while the loop ran
+        assert share >= 0.10, (share, free)
+    # Below that the machine itself held both loops under the quota (CI saw
+    # 0.005 and 0.005, then 0.07 and 0.145, with two VMs booting beside the
+    # tests): the quota could not bind, and the loops share what there was.
 
 
 # -- kernel refusals with useful messages ----------------------------------------
