@@ -47,6 +47,7 @@ def _dir_cache_size():
         soft = 1 << 20
     return max(8, min(256, soft // 32))
 
+
 _open, _pread, _close = os.open, os.pread, os.close
 _libc = None
 

@@ -265,8 +265,8 @@ def test_a_tree_larger_than_the_open_file_limit_is_restored(sandbox):
     for top in ('ct0', 'ct1'):
         cgroups[top] = {'controllers': ['cpu', 'memory', 'pids'], 'properties': {'pids.max': 1000}}
         for sub in range(50):
-            cgroups['%s/s%02d' % (top, sub)] = {'controllers': ['cpu', 'memory', 'pids'],
-                                               'properties': {'pids.max': 10 + sub, 'cpu.shares': 100 + sub}}
+            cgroups['%s/s%02d' % (top, sub)] = {
+                'controllers': ['cpu', 'memory', 'pids'], 'properties': {'pids.max': 10 + sub, 'cpu.shares': 100 + sub}}
     spec = {'version': 1, 'cgroups': cgroups}
     first = run(sandbox, spec=spec, extra='ulimit -n 64')
     assert first['changed'] and not first.get('failed'), first.get('msg')
