@@ -32,7 +32,9 @@ def _finish(fig, ax, out, grid_axis='both'):
 def load(name, quick):
     path = os.path.join(bl.OUT_DIR, name + ('_quick' if quick else '') + '.json')
     if not os.path.exists(path):
-        print('plot: no %s (run bench/%s.py first); skipped' % (os.path.relpath(path, bl.REPO), name))
+        # fleet_scaling_64 is fleet_scaling.py's JSON under --out fleet_scaling_64
+        script = 'fleet_scaling.py --out %s' % name if name.startswith('fleet_scaling_') else name + '.py'
+        print('plot: no %s (run bench/%s first); skipped' % (os.path.relpath(path, bl.REPO), script))
         return None
     with open(path) as handle:
         return json.load(handle)
