@@ -162,6 +162,54 @@ def ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
 
 
+# -- tools run side by side (tree_restore, large_cgconfig) ---------------------
+FIGURES = ('first', 'rerun', 'first_cpu', 'rerun_cpu', 'first_mb', 'rerun_mb')
+
+
+def interleaved(tools, runs, one_run):
+    """{tool: [one_run(tool), ...]}, each round running every tool once, so
+    a burst of load spreads over the tools. one_run returns a row of FIGURES
+    and the load."""
+    results = dict((tool, []) for tool in tools)
+    for rep in range(runs):
+        for tool in tools:
+            row = one_run(tool)
+            results[tool].append(row)
+            print('  run %d %-14s first %.3fs  re-run %.3fs  load %.2f'
+                  % (rep + 1, tool, row['first'], row['rerun'], row['load']), flush=True)
+    return results
+
+
+def summarize(results):
+    """{tool: medians of FIGURES, and the load of each run}; prints them."""
+    summary = {}
+    for tool, rows in results.items():
+        summary[tool] = dict((key, median([r[key] for r in rows])) for key in FIGURES)
+        summary[tool]['load'] = [r['load'] for r in rows]
+    print()
+    table(['tool', 'first restore s', 're-run s', 'CPU s first', 'CPU s re-run', 'peak MB first', 'peak MB re-run',
+           'load (1 min) per run'],
+          [[t, '%.3f' % m['first'], '%.3f' % m['rerun'], '%.3f' % m['first_cpu'], '%.3f' % m['rerun_cpu'],
+            m['first_mb'], m['rerun_mb'], ' '.join('%.2f' % x for x in m['load'])] for t, m in summary.items()])
+    return summary
+
+
+def ratio_target(summary, label, a, ka, b, kb, limit=None):
+    """A ratio of two tools' medians, by wall and CPU time, against limit
+    (met: value <= limit; None when there is no limit)."""
+    value = ratio(summary[a][ka], summary[b][kb])
+    return {'ratio': label, 'value': value, 'target': '<= %s' % limit if limit is not None else '',
+            'met': None if limit is None else value is not None and value <= limit,
+            'cpu_value': ratio(summary[a][ka + '_cpu'], summary[b][kb + '_cpu'])}
+
+
+def print_targets(targets):
+    print()
+    table(['ratio (wall time; CPU time beside it)', 'value', 'target', 'met', 'CPU-time ratio'],
+          [[t['ratio'], t['value'], t['target'], {True: 'yes', False: 'NO', None: ''}[t['met']],
+            t.get('cpu_value', '')] for t in targets])
+
+
 def check_root():
     if os.geteuid() != 0:
         sys.exit('bench: needs root (it creates sandbox cgroups)')

@@ -160,35 +160,10 @@ def main():
     runs = args.runs or (1 if args.quick else 5)
     print('large cgconfig: %d groups under %d top-level groups, perm blocks, cpu {} and memory {}; %d runs'
           % (tops * per_top, tops, runs))
-    results = {tool: [] for tool in TOOLS}
-    for rep in range(runs):
-        for tool in TOOLS:  # interleaved, so a burst of load spreads over the tools
-            results[tool].append(one_run(tool, tops, per_top))
-            row = results[tool][-1]
-            print('  run %d %-14s first %.3fs  re-run %.3fs  load %.2f'
-                  % (rep + 1, tool, row['first'], row['rerun'], row['load']), flush=True)
-    summary = {}
-    for tool in TOOLS:
-        rows = results[tool]
-        summary[tool] = {key: bl.median([r[key] for r in rows])
-                         for key in ('first', 'rerun', 'first_cpu', 'rerun_cpu', 'first_mb', 'rerun_mb')}
-        summary[tool]['load'] = [r['load'] for r in rows]
-    print()
-    bl.table(['tool', 'first restore s', 're-run s', 'CPU s first', 'CPU s re-run', 'peak MB first', 'peak MB re-run',
-              'load (1 min) per run'],
-             [[t, '%.3f' % summary[t]['first'], '%.3f' % summary[t]['rerun'], '%.3f' % summary[t]['first_cpu'],
-               '%.3f' % summary[t]['rerun_cpu'], summary[t]['first_mb'], summary[t]['rerun_mb'],
-               ' '.join('%.2f' % x for x in summary[t]['load'])] for t in TOOLS])
-    targets = []
-    for label, a, ka, b, kb, limit in TARGETS:
-        value = bl.ratio(summary[a][ka], summary[b][kb])
-        cpu = bl.ratio(summary[a][ka + '_cpu'], summary[b][kb + '_cpu'])
-        targets.append({'ratio': label, 'value': value, 'target': '<= %s' % limit if limit else '',
-                        'met': None if limit is None else value is not None and value <= limit, 'cpu_value': cpu})
-    print()
-    bl.table(['ratio (wall time; CPU time beside it)', 'value', 'target', 'met', 'CPU-time ratio'],
-             [[t['ratio'], t['value'], t['target'], {True: 'yes', False: 'NO', None: ''}[t['met']], t['cpu_value']]
-              for t in targets])
+    results = bl.interleaved(TOOLS, runs, lambda tool: one_run(tool, tops, per_top))
+    summary = bl.summarize(results)
+    targets = [bl.ratio_target(summary, *target) for target in TARGETS]
+    bl.print_targets(targets)
     data = {'benchmark': 'large_cgconfig', 'quick': args.quick, 'runs': runs,
             'size': {'groups': tops * per_top, 'top_level': tops, 'directories': (tops * per_top + tops) * len(GROUP_CONTROLLERS)},
             'machine': bl.machine(), 'ansible': bl.ansible_version(), 'median': summary, 'runs_raw': results,

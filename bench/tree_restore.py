@@ -32,22 +32,21 @@ import benchlib as bl
 
 TOOLS = ('cgconfigparser', 'engine', 'engine_cold', 'module', 'ansible', 'ansible_counts', 'floor')
 PYCACHE = os.path.join(bl.OUT_DIR, 'pycache')
+# (label, tool, first or rerun, against tool, first or rerun, the ratio's upper limit)
 TARGETS = (
-    ('engine first restore / cgconfigparser', 'engine', 'first', 'cgconfigparser', 'first', '<=', 0.5),
-    ('engine first restore / plain-loop floor', 'engine', 'first', 'floor', 'first', '<=', 1.5),
-    ('engine no-op re-run / cgconfigparser re-run', 'engine', 'rerun', 'cgconfigparser', 'rerun', '<=', 0.2),
-    ('engine_cold first restore / cgconfigparser', 'engine_cold', 'first', 'cgconfigparser', 'first', '<=', 0.5),
-    ('engine_cold first restore / plain-loop floor', 'engine_cold', 'first', 'floor', 'first', '<=', 1.5),
-    ('engine_cold no-op re-run / cgconfigparser re-run', 'engine_cold', 'rerun', 'cgconfigparser', 'rerun', '<=',
-     0.2),
+    ('engine first restore / cgconfigparser', 'engine', 'first', 'cgconfigparser', 'first', 0.5),
+    ('engine first restore / plain-loop floor', 'engine', 'first', 'floor', 'first', 1.5),
+    ('engine no-op re-run / cgconfigparser re-run', 'engine', 'rerun', 'cgconfigparser', 'rerun', 0.2),
+    ('engine_cold first restore / cgconfigparser', 'engine_cold', 'first', 'cgconfigparser', 'first', 0.5),
+    ('engine_cold first restore / plain-loop floor', 'engine_cold', 'first', 'floor', 'first', 1.5),
+    ('engine_cold no-op re-run / cgconfigparser re-run', 'engine_cold', 'rerun', 'cgconfigparser', 'rerun', 0.2),
     # what users run: the module process on a target, and ansible-playbook
-    ('module first restore / cgconfigparser', 'module', 'first', 'cgconfigparser', 'first', '<=', 0.4),
-    ('module no-op re-run / cgconfigparser re-run', 'module', 'rerun', 'cgconfigparser', 'rerun', '<=', 0.15),
-    ('ansible-playbook first restore / cgconfigparser', 'ansible', 'first', 'cgconfigparser', 'first', '<=', 2.0),
-    ('ansible-playbook no-op re-run / cgconfigparser re-run', 'ansible', 'rerun', 'cgconfigparser', 'rerun', '<=',
-     1.5),
+    ('module first restore / cgconfigparser', 'module', 'first', 'cgconfigparser', 'first', 0.4),
+    ('module no-op re-run / cgconfigparser re-run', 'module', 'rerun', 'cgconfigparser', 'rerun', 0.15),
+    ('ansible-playbook first restore / cgconfigparser', 'ansible', 'first', 'cgconfigparser', 'first', 2.0),
+    ('ansible-playbook no-op re-run / cgconfigparser re-run', 'ansible', 'rerun', 'cgconfigparser', 'rerun', 1.5),
     ('ansible-playbook (report: counts) first restore / cgconfigparser', 'ansible_counts', 'first', 'cgconfigparser',
-     'first', '<=', 2.0),
+     'first', 2.0),
 )
 MEMORY_TARGET_MB = 60
 
@@ -203,39 +202,13 @@ def main():
     warm_bytecode()
     size = bl.count(spec)
     print('tree: %(cgroups)d cgroups, %(directories)d directories, %(writes)d property writes' % size)
-    results = {tool: [] for tool in TOOLS}
-    for rep in range(runs):
-        for tool in TOOLS:  # interleaved, so a burst of load spreads over the tools
-            results[tool].append(one_run(tool, spec))
-            print('  run %d %-14s first %.3fs  re-run %.3fs  load %.2f'
-                  % (rep + 1, tool, results[tool][-1]['first'], results[tool][-1]['rerun'],
-                     results[tool][-1]['load']), flush=True)
-
-    summary = {}
-    for tool in TOOLS:
-        rows = results[tool]
-        summary[tool] = {key: bl.median([r[key] for r in rows])
-                         for key in ('first', 'rerun', 'first_cpu', 'rerun_cpu', 'first_mb', 'rerun_mb')}
-        summary[tool]['load'] = [r['load'] for r in rows]
-    print()
-    bl.table(['tool', 'first restore s', 're-run s', 'CPU s first', 'CPU s re-run', 'peak MB first',
-              'peak MB re-run', 'load (1 min) per run'],
-             [[t, '%.3f' % summary[t]['first'], '%.3f' % summary[t]['rerun'], '%.3f' % summary[t]['first_cpu'],
-               '%.3f' % summary[t]['rerun_cpu'], summary[t]['first_mb'],
-               summary[t]['rerun_mb'], ' '.join('%.2f' % x for x in summary[t]['load'])] for t in TOOLS])
-    targets = []
-    for label, a, ka, b, kb, op, limit in TARGETS:
-        value = bl.ratio(summary[a][ka], summary[b][kb])
-        cpu = bl.ratio(summary[a][ka + '_cpu'], summary[b][kb + '_cpu'])
-        targets.append({'ratio': label, 'value': value, 'target': '%s %s' % (op, limit),
-                        'met': value is not None and value <= limit, 'cpu_value': cpu})
+    results = bl.interleaved(TOOLS, runs, lambda tool: one_run(tool, spec))
+    summary = bl.summarize(results)
+    targets = [bl.ratio_target(summary, *target) for target in TARGETS]
     module_mb = max(summary['module']['first_mb'], summary['module']['rerun_mb'])
     targets.append({'ratio': 'peak memory of the module on the target (MB)', 'value': module_mb,
                     'target': '<= %d' % MEMORY_TARGET_MB, 'met': module_mb <= MEMORY_TARGET_MB})
-    print()
-    bl.table(['ratio (wall time; CPU time beside it)', 'value', 'target', 'met', 'CPU-time ratio'],
-             [[t['ratio'], t['value'], t['target'], 'yes' if t['met'] else 'NO', t.get('cpu_value', '')]
-              for t in targets])
+    bl.print_targets(targets)
     sizes = result_sizes(spec)
     print()
     bl.table(['report', 'JSON result of a first restore, bytes'], [[c, sizes[c]] for c in sorted(sizes)])

@@ -378,15 +378,15 @@ def _tokens(text, where):
     append = tokens.append
     for match in _TOKEN_RE.finditer(text):
         quoted, sym, word, stray = match.groups()
+        line = bisect.bisect_left(newlines, match.start()) + 1
         if word is not None:
-            append(('word', word, bisect.bisect_left(newlines, match.start()) + 1))
+            append(('word', word, line))
         elif sym is not None:
-            append(('sym', sym, bisect.bisect_left(newlines, match.start()) + 1))
+            append(('sym', sym, line))
         elif quoted is not None:
-            append(('str', quoted, bisect.bisect_left(newlines, match.start()) + 1))
+            append(('str', quoted, line))
         elif stray is not None:
-            raise SpecError('Failed to parse cgconfig file %s: line %d: a quote is not closed.'
-                            % (where, bisect.bisect_left(newlines, match.start()) + 1))
+            raise SpecError('Failed to parse cgconfig file %s: line %d: a quote is not closed.' % (where, line))
     return tokens
 
 

@@ -209,10 +209,7 @@ def read_record(data):
 
 def _read_mkdirs(mountpoint, number, data):
     """The mkdir Steps of one mkdirs step, in its order."""
-    unknown = set(data) - set(('step',) + _KEYS['mkdirs'])
-    if unknown:
-        raise SpecError('Invalid undo record: step %d (mkdirs) has unknown key(s) %s.'
-                        % (number, ', '.join(sorted(str(k) for k in unknown))))
+    _check_keys(number, 'mkdirs', data)
     cgroups = data.get('cgroups')
     if not isinstance(cgroups, list) or not cgroups:
         raise SpecError('Invalid undo record: step %d (mkdirs): cgroups must be a non-empty list of cgroup paths.'
@@ -232,15 +229,19 @@ _KEYS = {
 }
 
 
+def _check_keys(number, kind, data):
+    unknown = set(data) - set(('step',) + _KEYS[kind])
+    if unknown:
+        raise SpecError('Invalid undo record: step %d (%s) has unknown key(s) %s.'
+                        % (number, kind, ', '.join(sorted(str(k) for k in unknown))))
+
+
 def _read_step(mountpoint, number, data):
     if not isinstance(data, dict) or data.get('step') not in STEPS:
         raise SpecError('Invalid undo record: step %d is not a mapping with step one of %s.'
                         % (number, ', '.join(STEPS)))
     kind = data['step']
-    unknown = set(data) - set(('step',) + _KEYS[kind])
-    if unknown:
-        raise SpecError('Invalid undo record: step %d (%s) has unknown key(s) %s.'
-                        % (number, kind, ', '.join(sorted(str(k) for k in unknown))))
+    _check_keys(number, kind, data)
     hierarchy = data.get('hierarchy')
     if not isinstance(hierarchy, str) or '/' in hierarchy or hierarchy in ('.', '..') or '\x00' in hierarchy:
         raise SpecError('Invalid undo record: step %d (%s): hierarchy %r is not the name of a directory '
