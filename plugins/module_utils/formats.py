@@ -365,26 +365,47 @@ def _criu_dir(build, item, parent, controllers, what):
 
 # -- libcgroup's cgconfig.conf ---------------------------------------------------
 
-# Every character but white space is in one of these; finditer passes over
-# the white space between matches. A comment matches with no group.
-_TOKEN_RE = re.compile(r'"([^"]*)"|([{}=;])|([^\s{}=;"#]+)|#[^\n]*|(")')
+# Every character but white space is in one of these; the scan passes over
+# the white space between matches. A comment matches with no group; a quoted
+# string keeps its quotes, so that an empty one still has a group.
+_TOKEN_RE = re.compile(r'("[^"]*")|([{}=;])|([^\s{}=;"#]+)|#[^\n]*|(")')
 
 
 def _tokens(text, where):
-    """[(kind, text, line)], kind 'str', 'sym' or 'word'. Quoted strings may
-    span lines; a token's line is the line it starts on."""
-    newlines = [match.start() for match in re.finditer('\n', text)]
+    """[(kind, text, line)], kind 'str', 'sym' or 'word'. Scanned line by line,
+    which gives each token its line for free; a quote left open on its line
+    (a string over several lines, or a stray quote) sends the whole text to
+    the scan that crosses lines."""
     tokens = []
     append = tokens.append
+    findall = _TOKEN_RE.findall
+    for line, text_of_line in enumerate(text.split('\n'), 1):
+        for quoted, sym, word, stray in findall(text_of_line):
+            if word:
+                append(('word', word, line))
+            elif sym:
+                append(('sym', sym, line))
+            elif quoted:
+                append(('str', quoted[1:-1], line))
+            elif stray:
+                return _tokens_across_lines(text, where)
+    return tokens
+
+
+def _tokens_across_lines(text, where):
+    """_tokens for a text with a quoted string over several lines: a token's
+    line is the line it starts on."""
+    newlines = [match.start() for match in re.finditer('\n', text)]
+    tokens = []
     for match in _TOKEN_RE.finditer(text):
         quoted, sym, word, stray = match.groups()
         line = bisect.bisect_left(newlines, match.start()) + 1
         if word is not None:
-            append(('word', word, line))
+            tokens.append(('word', word, line))
         elif sym is not None:
-            append(('sym', sym, line))
+            tokens.append(('sym', sym, line))
         elif quoted is not None:
-            append(('str', quoted, line))
+            tokens.append(('str', quoted[1:-1], line))
         elif stray is not None:
             raise SpecError('Failed to parse cgconfig file %s: line %d: a quote is not closed.' % (where, line))
     return tokens

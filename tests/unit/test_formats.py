@@ -391,3 +391,14 @@ def test_a_v2_entry_with_something_to_restore_is_kept(tmp_path, v2_dir):
     path.write_text(json.dumps(image))
     data, _warnings = formats.load_src(str(path))
     assert any('unified' in cg['controllers'] for cg in data['cgroups'].values()), data
+
+
+def test_cgconfig_tokens_line_by_line_and_across_lines_agree():
+    """The line-by-line scan and the scan across lines give the same tokens
+    and lines; a string over two lines starts on its first line."""
+    plain = 'group ct { # a comment "with a quote\n  pids { pids.max = ""; x = "5"; }\n}\n'
+    assert formats._tokens(plain, 'f') == formats._tokens_across_lines(plain, 'f')
+    assert ('str', '', 2) in formats._tokens(plain, 'f') and ('str', '5', 2) in formats._tokens(plain, 'f')
+    across = 'group ct {\n devices { devices.allow = "a\n b"; }\n pids { pids.max = 5; }\n}\n'
+    tokens = formats._tokens(across, 'f')
+    assert ('str', 'a\n b', 2) in tokens and ('word', 'pids.max', 4) in tokens
