@@ -5,7 +5,10 @@ subcgroups, in memory, cpu and pids, five properties each). Times the
 engine's plan (observe + plan) and apply separately, and the no-op re-plan,
 each from an empty sandbox; Python heap peaks per phase come from a separate
 traced run. Then the module process as Ansible runs it on a target, first
-restore and no-op re-run, with its peak resident set. Fits time = a + b *
+restore and no-op re-run, with its peak resident set, and the floor of the
+apply phase: a plain loop of mkdir and write on the same tree
+(bench/floor.py), so that growth the kernel's own mkdir has is told apart
+from growth of ours. Fits time = a + b *
 cgroups and prints the cost per cgroup at each size: linear growth keeps
 that cost flat. Writes build/bench/big_tree.json.
 
@@ -22,6 +25,7 @@ import benchlib as bl
 PHASES = ('parse', 'plan', 'apply', 'replan')
 DRIVER = os.path.join(bl.BENCH, 'big_tree_phases.py')
 MODULE = os.path.join(bl.REPO, 'plugins', 'modules', 'cgroup_restore.py')
+FLOOR = os.path.join(bl.BENCH, 'floor.py')
 MODULE_FIGURES = ('first_s', 'rerun_s', 'first_cpu', 'rerun_cpu', 'first_mb', 'rerun_mb')
 
 
@@ -59,6 +63,17 @@ def module_run(spec):
             raise RuntimeError('the module re-run was not a no-op: %s' % rerun['tail'])
     return {'first_s': first['wall'], 'rerun_s': rerun['wall'], 'first_cpu': first['cpu'],
             'rerun_cpu': rerun['cpu'], 'first_mb': first['maxrss_mb'], 'rerun_mb': rerun['maxrss_mb'], 'load': load}
+
+
+def floor_run(spec):
+    """The plain mkdir/write loop on the spec, from an empty sandbox."""
+    with bl.Box() as sandbox:
+        path = os.path.join(sandbox.work, 'spec.json')
+        with open(path, 'w') as handle:
+            json.dump(spec, handle)
+        load = bl.load()
+        (first,) = bl.run_timed(sandbox, [[sys.executable, FLOOR, path]])
+    return {'floor_s': first['wall'], 'load': load}
 
 
 def fit(xs, ys):
@@ -100,6 +115,11 @@ def main():
             print('  %5d cgroups module run %d: first %.3fs re-run %.3fs peak %.1f MB load %.2f'
                   % (cgroups, rep + 1, modules[-1]['first_s'], modules[-1]['rerun_s'], modules[-1]['first_mb'],
                      modules[-1]['load']), flush=True)
+        floors = []
+        for rep in range(runs):
+            floors.append(floor_run(spec))
+            print('  %5d cgroups floor run %d: %.3fs load %.2f' % (cgroups, rep + 1, floors[-1]['floor_s'],
+                                                                   floors[-1]['load']), flush=True)
         traced = one_run(spec, trace=True)
         row = {'cgroups': cgroups, 'size': bl.count(spec), 'runs': timed, 'traced': traced,
                'load': [r['load'] for r in timed]}
@@ -107,12 +127,14 @@ def main():
             row[ph + '_s'] = bl.median([r[ph + '_s'] for r in timed])
             row[ph + '_peak_mb'] = traced[ph + '_peak_mb']
         row['maxrss_mb'] = bl.median([r['maxrss_mb'] for r in timed])
+        row['floor_s'] = bl.median([f['floor_s'] for f in floors])
+        row['floor_runs'] = floors
         row['module'] = dict((key, bl.median([m[key] for m in modules])) for key in MODULE_FIGURES)
         row['module']['runs'] = modules
         sizes[cgroups] = row
     xs = sorted(sizes)
     fits = {}
-    series = [(ph, [sizes[x][ph + '_s'] for x in xs]) for ph in ('plan', 'apply', 'replan')]
+    series = [(ph, [sizes[x][ph + '_s'] for x in xs]) for ph in ('plan', 'apply', 'replan', 'floor')]
     series += [('module ' + key, [sizes[x]['module'][key] for x in xs]) for key in ('first_s', 'rerun_s')]
     for name, ys in series:
         a, b, r2 = fit(xs, ys)
@@ -120,10 +142,11 @@ def main():
     a, b, r2 = fit(xs, [sizes[x]['module']['first_mb'] for x in xs])
     memory_fit = {'intercept_mb': round(a, 2), 'per_cgroup_kb': round(b * 1024, 3), 'r2': round(r2, 4)}
     print()
-    bl.table(['cgroups', 'plan s', 'apply s', 're-plan s', 'plan ms/cg', 'apply ms/cg', 'heap MB plan',
-              'heap MB apply', 'max RSS MB', 'load per run'],
+    bl.table(['cgroups', 'plan s', 'apply s', 're-plan s', 'plan ms/cg', 'apply ms/cg', 'floor ms/cg',
+              'apply / floor', 'heap MB plan', 'heap MB apply', 'max RSS MB', 'load per run'],
              [[x, '%.3f' % sizes[x]['plan_s'], '%.3f' % sizes[x]['apply_s'], '%.3f' % sizes[x]['replan_s'],
                '%.3f' % (1000 * sizes[x]['plan_s'] / x), '%.3f' % (1000 * sizes[x]['apply_s'] / x),
+               '%.3f' % (1000 * sizes[x]['floor_s'] / x), '%.2f' % (sizes[x]['apply_s'] / sizes[x]['floor_s']),
                sizes[x]['plan_peak_mb'], sizes[x]['apply_peak_mb'], sizes[x]['maxrss_mb'],
                ' '.join('%.2f' % v for v in sizes[x]['load'])] for x in xs])
     print()

@@ -66,6 +66,9 @@ def growth(data, out):
     for phase, label in (('apply', 'apply'), ('replan', 'no-op re-run: observe + plan'),
                          ('plan', 'first run: observe + plan')):
         ax.plot(sizes, [data['sizes'][str(s)][phase + '_s'] for s in sizes], marker='o', label=label)
+    if all('floor_s' in data['sizes'][str(s)] for s in sizes):  # JSONs before the floor was measured lack it
+        ax.plot(sizes, [data['sizes'][str(s)]['floor_s'] for s in sizes], marker='x', linestyle='--',
+                label='floor: plain mkdir/write loop (whole process)')
     ax.set_xlabel('cgroups (each in memory, cpu and pids, 5 properties)')
     ax.set_ylabel('seconds (median of %d)' % data['runs'])
     ax.set_title('Engine cost against tree size')
