@@ -18,6 +18,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import ApplyError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.undo_record import undo_target
 
 _UNDO_RETRIES = (0.05, 0.1, 0.2, 0.4)
 _KINDS = ('mount', 'mkdir', 'rmdir', 'write', 'chmod', 'chown')
@@ -336,6 +337,10 @@ class Applier:
         undone, errors = [], []
         while self.journal:
             entry = self.journal.pop()
+            if entry[0] == 'write':
+                # As in the undo record: of a keyed file, put back the keys
+                # the run wrote, and clear those the file did not show.
+                entry = entry[:4] + (undo_target(entry[3], entry[4], entry[5]), entry[5])
             try:
                 self.undo_step(entry)
                 undone.append(self._show_entry(entry))

@@ -139,6 +139,28 @@ def test_io_max_and_io_weight_device_lines_are_idempotent(sandbox, mode):
     assert run(sandbox, spec=spec, mode='opport')['changed'] is False
 
 
+def test_a_rolled_back_restore_clears_the_device_lines_it_added(sandbox):
+    """bind mode adopts ct, gives it an io.max and an io.weight line for a
+    device it had none for, then fails (an io.max line for a block device that
+    does not exist: ENODEV) and rolls back: the lines it added go away again."""
+    dev = block_device()
+    # io on in the sandbox's own cgroup first, so that ct has its io files
+    # before the run, and the run's rollback has no subtree_control to undo
+    with open(sandbox.path('', 'cgroup.subtree_control'), 'w') as handle:
+        handle.write('+io')
+    premount(sandbox, 'bind', 'ct')
+    before = (r(sandbox, 'ct', 'io.max'), lines(sandbox, 'ct', 'io.weight'))
+    assert before == ('', ['default 100']), before
+    spec = {'version': 1, 'cgroups': {
+        'ct': {'io.max': ['%s rbps=1048576 wiops=100' % dev], 'io.weight': {dev: 300}},
+        'ct/x': {'io.max': ['254:254 rbps=1048576']}}}
+    result = run(sandbox, spec=spec, mode='bind')
+    assert result.get('failed') and 'Rolled back' in result['msg'] and 'ENODEV' in result['msg'], result
+    assert not result.get('rollback_errors'), result
+    assert (r(sandbox, 'ct', 'io.max'), lines(sandbox, 'ct', 'io.weight')) == before
+    assert not os.path.isdir(sandbox.path('', 'ct', 'x'))
+
+
 @pytest.mark.parametrize('mode', ['strict', 'opport', 'bind'])
 def test_memory_min_is_idempotent(sandbox, mode):
     premount(sandbox, mode, 'ct')
