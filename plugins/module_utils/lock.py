@@ -23,16 +23,30 @@ def lock_path():
     return os.path.join('/tmp', LOCK_NAME)
 
 
+# Paths whose lock this process holds, and how many `with` blocks hold it:
+# cgroup_systemd_unit holds the lock around its unit part and the engine run
+# inside it, which takes it again. A second flock() on a new descriptor
+# would wait for the first.
+_HELD = {}
+
+
 class HostLock:
-    """flock() on a file in /run/lock; `waited` tells how long we waited."""
+    """flock() on a file in /run/lock; `waited` tells how long we waited.
+    Re-entrant within the process: an inner `with` on a lock the process
+    holds goes on at once."""
 
     def __init__(self, timeout, path=None):
         self.timeout = timeout
         self.path = path or lock_path()
         self.waited = 0.0
         self._fd = None
+        self._nested = False
 
     def __enter__(self):
+        if _HELD.get(self.path):
+            _HELD[self.path] += 1
+            self._nested = True
+            return self
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
         start = time.monotonic()
         while True:
@@ -46,6 +60,7 @@ class HostLock:
                     raise LockTimeout(self._timed_out())
                 time.sleep(0.05)
         self.waited = time.monotonic() - start
+        _HELD[self.path] = 1
         return self
 
     def _timed_out(self):
@@ -56,7 +71,11 @@ class HostLock:
                 'was written; run again, or raise lock_timeout.' % (self.path, self.timeout))
 
     def __exit__(self, *exc):
-        if self._fd is not None:
+        if self._nested:
+            _HELD[self.path] -= 1
+            self._nested = False
+        elif self._fd is not None:
+            _HELD.pop(self.path, None)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -20,6 +20,7 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import translate as translate_mod
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import unit_properties as up
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import CgroupError, Refusal, SpecError
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.lock import HostLock
 
 ARGUMENT_SPEC = dict(
     unit=dict(type='str', required=True),
@@ -218,13 +219,24 @@ def run(params, check_mode=False, want_diff=False, warn=None, systemd=None, hier
     unit = unit_name(params.get('unit'))
     slice_name = params.get('slice') or ARGUMENT_SPEC['slice']['default']
     cgroup = slice_path(slice_name) + (unit,)
-    cgroup_dir = os.path.join(MOUNTPOINT, *cgroup)
-    state = params.get('state') or 'present'
     if hierarchies is None:
         _kernel, hierarchies = hz.read_hierarchies(MOUNTPOINT)
     if pid1 is None:
         pid1 = (_read('/proc/1/comm') or '').strip()
     check_host(hierarchies, pid1)
+    # Under the host lock from reading the unit's state to the engine's run
+    # below it, so that a concurrent restore or unit run on the host cannot
+    # change what this one read (the engine takes the same lock again, which
+    # goes on at once).
+    with HostLock(restore.lock_timeout(params)) as lock:
+        if lock.waited >= 0.05:
+            warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
+        return _converge(params, check_mode, want_diff, warn, systemd, unit, slice_name, cgroup)
+
+
+def _converge(params, check_mode, want_diff, warn, systemd, unit, slice_name, cgroup):
+    cgroup_dir = os.path.join(MOUNTPOINT, *cgroup)
+    state = params.get('state') or 'present'
     info = systemd.show(unit, ['LoadState', 'ActiveState', 'Delegate', 'ControlGroup', 'Slice'])
     exists = info.get('ActiveState') in ('active', 'reloading', 'activating') or os.path.isdir(cgroup_dir)
     result = dict(unit=unit, slice=slice_name, cgroup='/' + '/'.join(cgroup), changed=False,

@@ -74,7 +74,8 @@ options:
     choices: [present, absent]
     default: present
   lock_timeout:
-    description: Seconds the subtree restore waits for another restore on the host.
+    description: Seconds to wait for the host lock while another restore or unit run on the host holds it; V(0)
+      is not at all. The lock is held from reading the unit's state to the end of the subtree's restore.
     type: int
     default: 60
 notes:

@@ -1,6 +1,9 @@
 """Parameters as given (no `or default`), and cgconfig files shaped like
 libcgroup's samples: pure functions, no kernel."""
 
+import subprocess
+import sys
+
 import pytest
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import formats
@@ -36,13 +39,40 @@ def test_left_out_parameters_take_their_defaults_and_zero_stays_zero():
     assert restore.lock_timeout({'lock_timeout': 0}) == 0
 
 
+HOLDER = ('import fcntl, sys, time\n'
+          'fd = open(sys.argv[1], "w")\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint("held", flush=True)\n'
+          'sys.stdin.read()\n')
+
+
 def test_lock_timeout_zero_gives_up_at_the_first_try(tmp_path):
     path = str(tmp_path / 'lock')
-    with HostLock(5, path):
+    holder = subprocess.Popen([sys.executable, '-c', HOLDER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              universal_newlines=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
         with pytest.raises(Exception) as exc:
             with HostLock(0, path):
                 pass
+    finally:
+        holder.communicate('')  # its stdin closes: it exits, and the lock goes with it
     assert 'lock_timeout 0 says not to wait' in str(exc.value)
+    with HostLock(0, path):  # free again
+        pass
+
+
+def test_the_lock_is_reentrant_within_the_process_and_released_by_the_outer_block(tmp_path):
+    """cgroup_systemd_unit holds the lock around the engine's run, which
+    takes it again: the inner block goes on at once, and only the outer
+    block's end lets another process take it."""
+    path = str(tmp_path / 'lock')
+    probe = [sys.executable, '-c', 'import fcntl, sys\nfd = open(sys.argv[1], "w")\n'
+             'try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)\n', path]
+    with HostLock(0, path) as outer:
+        with HostLock(0, path) as inner:
+            assert inner.waited == 0.0 and outer.waited < 1
+            assert subprocess.run(probe, check=False).returncode == 3
+        assert subprocess.run(probe, check=False).returncode == 3  # still held by the outer block
+    assert subprocess.run(probe, check=False).returncode == 0
 
 
 def write(tmp_path, name, text):

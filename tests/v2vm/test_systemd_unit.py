@@ -231,3 +231,35 @@ def test_7_an_unmapped_top_level_file_is_refused_by_name_and_nothing_is_written(
     assert 'crtest-bad.service' in result['msg']
     assert systemd_vm('systemctl status crtest-bad.service').returncode == 4
     assert systemd_vm('test -e /sys/fs/cgroup/machine.slice/crtest-bad.service').returncode == 1
+
+
+LOCK_HOLDER = ('import fcntl, time\nfd = open("/run/lock/checkpoint_restore.cgroups.lock", "w")\n'
+               'fcntl.flock(fd, fcntl.LOCK_EX)\nopen("/run/crtest-lock-held", "w").close()\ntime.sleep(120)\n')
+
+
+def test_8_the_unit_part_waits_for_the_host_lock_and_writes_nothing_without_it(systemd_vm, play):
+    """Another restore holds the host lock: with lock_timeout 0 the module
+    fails before it reads or changes the unit, and no unit or cgroup appears.
+    The spec has no subcgroups, so only the unit part can take the lock (the
+    subtree's restore always took it)."""
+    top_only = {'version': 1, 'cgroups': {'ct1': SPEC['cgroups']['ct1']}}
+    started = systemd_vm("rm -f /run/crtest-lock-held; nohup /usr/bin/python3 -c '%s' >/dev/null 2>&1 & echo $!"
+                         % LOCK_HOLDER)
+    pid = started.stdout.strip()
+    assert started.returncode == 0 and pid.isdigit(), (started.stdout, started.stderr)
+    try:
+        assert systemd_vm('for i in $(seq 100); do test -e /run/crtest-lock-held && exit 0; sleep 0.1; done; '
+                          'exit 1').returncode == 0
+        result = play({'unit': UNIT, 'spec': top_only, 'lock_timeout': 0})
+        assert result.get('failed') and 'host lock' in result['msg'] and 'Nothing was written' in result['msg'], \
+            result
+        assert systemd_vm('systemctl status ' + UNIT).returncode == 4
+        assert systemd_vm('test -e ' + CG).returncode == 1
+    finally:
+        systemd_vm('kill %s; rm -f /run/crtest-lock-held' % pid)
+    # the holder is gone: the same call now restores, then the unit goes again
+    result = play({'unit': UNIT, 'spec': top_only, 'lock_timeout': 10})
+    assert not result.get('failed') and result['unit_created'], result
+    assert cat(systemd_vm, *['%s/%s' % (CG, f) for f in LIMITS[:4]]) == WANTED[:4]
+    assert play({'unit': UNIT, 'state': 'absent'})['removed'] is True
+    assert systemd_vm('test -e ' + CG).returncode == 1
