@@ -76,6 +76,15 @@ def floor_run(spec):
     return {'floor_s': first['wall'], 'load': load}
 
 
+def repeat(runs, call, line):
+    """call() `runs` times; after each, prints line(run number, its result)."""
+    results = []
+    for rep in range(1, runs + 1):
+        results.append(call())
+        print(line(rep, results[-1]), flush=True)
+    return results
+
+
 def fit(xs, ys):
     """Least squares y = a + b x; returns (a, b, r2)."""
     n = float(len(xs))
@@ -103,23 +112,14 @@ def main():
     for n in containers:
         spec = bl.tree_spec(n, 99)
         cgroups = len(spec['cgroups'])
-        timed = []
-        for rep in range(runs):
-            timed.append(one_run(spec))
-            print('  %5d cgroups run %d: plan %.3fs apply %.3fs re-plan %.3fs load %.2f'
-                  % (cgroups, rep + 1, timed[-1]['plan_s'], timed[-1]['apply_s'], timed[-1]['replan_s'],
-                     timed[-1]['load']), flush=True)
-        modules = []
-        for rep in range(runs):
-            modules.append(module_run(spec))
-            print('  %5d cgroups module run %d: first %.3fs re-run %.3fs peak %.1f MB load %.2f'
-                  % (cgroups, rep + 1, modules[-1]['first_s'], modules[-1]['rerun_s'], modules[-1]['first_mb'],
-                     modules[-1]['load']), flush=True)
-        floors = []
-        for rep in range(runs):
-            floors.append(floor_run(spec))
-            print('  %5d cgroups floor run %d: %.3fs load %.2f' % (cgroups, rep + 1, floors[-1]['floor_s'],
-                                                                   floors[-1]['load']), flush=True)
+        timed = repeat(runs, lambda: one_run(spec), lambda rep, r: (
+            '  %5d cgroups run %d: plan %.3fs apply %.3fs re-plan %.3fs load %.2f'
+            % (cgroups, rep, r['plan_s'], r['apply_s'], r['replan_s'], r['load'])))
+        modules = repeat(runs, lambda: module_run(spec), lambda rep, r: (
+            '  %5d cgroups module run %d: first %.3fs re-run %.3fs peak %.1f MB load %.2f'
+            % (cgroups, rep, r['first_s'], r['rerun_s'], r['first_mb'], r['load'])))
+        floors = repeat(runs, lambda: floor_run(spec), lambda rep, r: (
+            '  %5d cgroups floor run %d: %.3fs load %.2f' % (cgroups, rep, r['floor_s'], r['load'])))
         traced = one_run(spec, trace=True)
         row = {'cgroups': cgroups, 'size': bl.count(spec), 'runs': timed, 'traced': traced,
                'load': [r['load'] for r in timed]}

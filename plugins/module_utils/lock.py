@@ -63,6 +63,12 @@ class HostLock:
         _HELD[self.path] = 1
         return self
 
+    def wait_note(self):
+        """The warning for a run that had to wait for the lock, or None."""
+        if self.waited < 0.05:
+            return None
+        return 'Waited %.1f s for the host lock %s: another cgroup restore was running.' % (self.waited, self.path)
+
     def _timed_out(self):
         if not self.timeout:
             return ('Failed to take the host lock %s: another cgroup restore holds it, and lock_timeout 0 says not '

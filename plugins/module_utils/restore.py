@@ -252,8 +252,8 @@ def _run(params, check_mode, want_diff, warn):
     warn = warn or (lambda message: None)
     spec, options = read_request(params, warn)
     with HostLock(lock_timeout(params)) as lock:
-        if lock.waited >= 0.05:
-            warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
+        if lock.wait_note():
+            warn(lock.wait_note())
         host = _Host(options.mountpoint)
         try:
             targets, observed, plan = _observe_and_plan(host, spec, options)

@@ -229,8 +229,8 @@ def run(params, check_mode=False, want_diff=False, warn=None, systemd=None, hier
     # change what this one read (the engine takes the same lock again, which
     # goes on at once).
     with HostLock(restore.lock_timeout(params)) as lock:
-        if lock.waited >= 0.05:
-            warn('Waited %.1f s for the host lock %s: another cgroup restore was running.' % (lock.waited, lock.path))
+        if lock.wait_note():
+            warn(lock.wait_note())
         return _converge(params, check_mode, want_diff, warn, systemd, unit, slice_name, cgroup)
 
 
