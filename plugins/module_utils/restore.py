@@ -22,7 +22,6 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import undo_record
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.report import Report, show_mode, show_value
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import (
     ApplyError, Refusal, SpecError)
@@ -286,6 +285,12 @@ def _run(params, check_mode, want_diff, warn):
 
 
 def _apply(host, spec, options, plan, warn):
+    # Imported here, not at the top: a no-op run, the most common one on a
+    # fleet, never writes, and a module's payload carries source only, which
+    # Python's zipimport compiles twice on every import (once to learn the
+    # file's name, once to run it).
+    from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.apply import Applier
+
     applier = Applier(host.handles, options.mountpoint, options.mode, options.missing_properties, plan.creator)
     try:
         report = _run_applier(applier, host, spec, options, plan)

@@ -329,3 +329,20 @@ def test_the_no_op_shortcut_plans_what_the_full_way_plans(case):
     assert took is (case in ('same', 'strict', 'created only'))
     if took:
         assert fast == ([], [], [])
+
+
+def test_the_restore_path_loads_the_applier_only_to_write():
+    """A no-op run, the most common one on a fleet, does not import the
+    applier: a module's payload is source that Python compiles on each run
+    (twice, from a zip), so each module left out is time on every host."""
+    import subprocess
+    import sys
+
+    code = ('import sys\n'
+            'from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import restore\n'
+            'print(sorted(m.rsplit(".", 1)[1] for m in sys.modules if ".module_utils." in m))\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    loaded = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                            check=True).stdout
+    assert "'restore'" in loaded
+    assert "'apply'" not in loaded and "'formats'" not in loaded, loaded
