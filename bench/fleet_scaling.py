@@ -13,7 +13,10 @@ forks for all, as whole ansible-playbook processes:
 
 (--tools picks some; --cgroups 3 gives each container two subcgroups with the
 same properties.) The controller's peak memory is the largest resident set
-of the ansible-playbook process and the forks it waited for.
+of the ansible-playbook process and the forks it waited for. Beside each
+run's wall time it records the controller's CPU (ansible-playbook, its forks
+and their ssh clients) and the whole machine's (/proc/stat): the rest is
+mostly the hosts' sshds and modules.
 
 The containers are removed from every host (from outside, in the fleet's own
 sandboxes) before each restore run. Also records how long `tools/fleet.py up N`
@@ -155,11 +158,13 @@ class BenchFleet:
         load = bl.load()
         old = dict(os.environ)
         os.environ.update(env)
+        busy_before = machine_busy()
         try:
             result = timed(argv, tail_chars=3000 + 200 * self.hosts)  # the recap has a line per host
         finally:
             os.environ.clear()
             os.environ.update(old)
+        busy = machine_busy() - busy_before
         recap = re.findall(r'^(fleet-\d+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)',
                            result['tail'], re.M)
         if result['rc'] != 0 or len(recap) != self.hosts or any(r[3] != '0' or r[4] != '0' for r in recap):
@@ -168,7 +173,19 @@ class BenchFleet:
             raise RuntimeError('the no-op run changed something: %s' % result['tail'])
         if tool != 'ping':
             self.verify()
-        return {'wall': result['wall'], 'maxrss_mb': result['maxrss_mb'], 'load': load}
+        # controller: ansible-playbook, its forks and their ssh clients; the
+        # rest of the machine's CPU is mostly the hosts' sshds and modules
+        # (and whatever else ran on the machine meanwhile).
+        return {'wall': result['wall'], 'maxrss_mb': result['maxrss_mb'], 'load': load,
+                'controller_cpu': result['cpu'], 'machine_cpu': round(busy, 2)}
+
+
+def machine_busy():
+    """CPU seconds the whole machine has spent busy, from /proc/stat:
+    user, nice, system, irq and softirq (not idle, iowait nor steal)."""
+    with open('/proc/stat') as handle:
+        user, nice, system, _idle, _iowait, irq, softirq = [int(f) for f in handle.readline().split()[1:8]]
+    return (user + nice + system + irq + softirq) / float(os.sysconf('SC_CLK_TCK'))
 
 
 def report(args, sizes, runs, per_host, results):
@@ -186,6 +203,10 @@ def report(args, sizes, runs, per_host, results):
     bl.table(['hosts'] + ['%s s' % t for t in tools] + ['%s peak MB' % t for t in tools] + ['load per run'],
              [[h] + ['%.2f' % results[h][t]['wall'] for t in tools] + [results[h][t]['maxrss_mb'] for t in tools]
               + [' '.join('%.2f' % v for t in tools for v in results[h][t]['load'])] for h in sizes])
+    print()
+    bl.table(['hosts'] + ['%s controller CPU s' % t for t in tools] + ['%s machine CPU s' % t for t in tools],
+             [[h] + ['%.2f' % results[h][t]['controller_cpu'] for t in tools]
+              + ['%.2f' % results[h][t]['machine_cpu'] for t in tools] for h in sizes])
     big = max(sizes)
     targets = []
     for a, b, op, limit in (('restore_noop', 'ping', '<=', 1.1), ('restore_limits', 'ping', '<=', 1.5),
@@ -242,6 +263,8 @@ def main():
                           % (hosts, rep + 1, tool, rows[tool][-1]['wall'], rows[tool][-1]['load']), flush=True)
         results[hosts] = {tool: {'wall': bl.median([r['wall'] for r in rows[tool]]),
                                  'maxrss_mb': bl.median([r['maxrss_mb'] for r in rows[tool]]),
+                                 'controller_cpu': bl.median([r['controller_cpu'] for r in rows[tool]]),
+                                 'machine_cpu': bl.median([r['machine_cpu'] for r in rows[tool]]),
                                  'load': [r['load'] for r in rows[tool]], 'runs': rows[tool]} for tool in tools}
         # One `fleet.py up N` and one `down` per fleet size.
         results[hosts]['fleet'] = fleet.timings
