@@ -44,7 +44,7 @@ _NAME_RE = re.compile(r'^[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+$|^notify_on_release$|
 _HUGETLB_RE = re.compile(r'^hugetlb\.([0-9]+)([KMG]B)\.(limit_in_bytes|max|rsvd\.limit_in_bytes|rsvd\.max)$')
 _HUGE_UNITS = {'KB': 1 << 10, 'MB': 1 << 20, 'GB': 1 << 30}
 
-# Write-order classes (docs/ARCHITECTURE.md, "The order of writes"; plan.py
+# Write-order classes (docs/ARCHITECTURE.md, "The order of writes"; phases.py
 # applies them):
 EARLY = 'early'    # right after mkdir: a new cgroup's children need it
 SET = 'set'        # a hierarchical set (cpuset): widened top-down, narrowed bottom-up; early in a new cgroup
@@ -53,7 +53,7 @@ PAIR = 'pair'      # ordered with its pair's other file (the pair rules below); 
 LAST = 'last'      # after every other write (freezing)
 NORMAL = 'normal'  # top-down, after the early ones
 
-# The pairs whose order depends on both files' values (plan.py has the rules):
+# The pairs whose order depends on both files' values (phases.py has the rules):
 MEMORY_PAIR = ('memory.limit_in_bytes', 'memory.memsw.limit_in_bytes')
 CFS_PAIR = ('cpu.cfs_period_us', 'cpu.cfs_quota_us')
 # cgroup v2's burst must stay within cpu.max's quota at every step
@@ -281,7 +281,7 @@ def mirror_counterparts(files):
 
 mirror_counterparts(FILES)
 
-# The write-order sets that plan.py walks (views of FILES).
+# The write-order sets that phases.py walks (views of FILES).
 HIERARCHICAL_SETS = frozenset(name for name, f in FILES.items() if f.order == SET)
 
 

@@ -13,7 +13,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal, SpecError
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import CgroupState, Observed, observe
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, full_plan, make_plan, nothing_to_do
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.phases import full_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, make_plan, nothing_to_do
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'pids': 8}
 MOUNTINFO = '\n'.join([
@@ -331,9 +332,9 @@ def test_the_no_op_shortcut_plans_what_the_full_way_plans(case):
         assert fast == ([], [], [])
 
 
-def test_the_restore_path_loads_the_applier_only_to_write():
-    """A no-op run, the most common one on a fleet, does not import the
-    applier: a module's payload is source that Python compiles on each run
+def test_the_restore_path_loads_the_full_planner_and_the_applier_only_when_needed():
+    """A no-op run, the most common one on a fleet, imports neither the full
+    planner nor the applier: a module's payload is source that Python compiles on each run
     (twice, from a zip), so each module left out is time on every host."""
     import subprocess
     import sys
@@ -345,4 +346,4 @@ def test_the_restore_path_loads_the_applier_only_to_write():
     loaded = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                             check=True).stdout
     assert "'restore'" in loaded
-    assert "'apply'" not in loaded and "'formats'" not in loaded, loaded
+    assert "'apply'" not in loaded and "'formats'" not in loaded and "'phases'" not in loaded, loaded

@@ -1,6 +1,6 @@
 """Mount layouts, pure: what a process sees, from the mount tree of
 /proc/self/mountinfo (not from the order of its lines), and whether a
-missing hierarchy may be mounted (plan.mount_refusal). The same layouts on
+missing hierarchy may be mounted (phases.mount_refusal). The same layouts on
 the real kernel: tests/kernel/test_layouts.py."""
 
 import pytest
@@ -11,8 +11,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupf
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_EMPTY_DIR, ENTRY_MISSING, ENTRY_NOT_DIR, ENTRY_NOT_EMPTY, MountPlace, Observed)
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import (
-    TMPFS_MAGIC, PlanOptions, make_plan, mount_refusal)
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.phases import TMPFS_MAGIC, mount_refusal
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, make_plan
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import spec as sp
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import targets as tg
 
@@ -120,7 +120,7 @@ def test_a_partial_table_with_unlisted_parents_is_read_as_before():
     assert shown(*lines) == {'/sys/fs/cgroup': ('50', '/')}
 
 
-# -- mounting a missing hierarchy: plan.mount_refusal ----------------------------
+# -- mounting a missing hierarchy: phases.mount_refusal --------------------------
 
 PIDS = hz.Hierarchy(name='pids', mount_point='/sys/fs/cgroup/pids', version=1, controllers=frozenset(['pids']),
                     dev=None, root='/', read_only=False)

@@ -8,7 +8,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils import 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_MISSING, CgroupState, MountPlace, Observed)
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import TMPFS_MAGIC, PlanOptions, make_plan
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.phases import TMPFS_MAGIC
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import PlanOptions, make_plan
 
 KERNEL = {'cpu': 1, 'cpuacct': 1, 'memory': 4, 'cpuset': 3, 'pids': 8, 'devices': 5, 'freezer': 6, 'blkio': 0}
 MOUNTINFO = '\n'.join([
