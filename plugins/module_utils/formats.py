@@ -214,6 +214,8 @@ class _Builder:
         self.warnings = []
         self.skipped = {}
         self.admin_groups = []  # cgconfig groups with an admin owner or fperm
+        # CRIU images: (path, file name or None for the directory) -> {hierarchy key: perms}
+        self.hierarchy_perms = {}
 
     def skip(self, name, reason):
         """Files that are never restored, reported once per reason."""
@@ -233,7 +235,35 @@ class _Builder:
         elif mapping.get(key) is None:
             mapping[key] = value
 
+    def add_hierarchy_perms(self, path, name, controllers, perms):
+        """The perms of a directory (name None) or a file as one hierarchy of
+        a CRIU image saved them. CRIU saves each hierarchy's directory apart,
+        and their owners and modes may differ (a hierarchy delegated to the
+        container, the others not): data() keeps them per hierarchy then."""
+        if perms is not None:
+            self.hierarchy_perms.setdefault((path, name), {})[sp.show_perms_key(sorted(controllers))] = perms
+
+    def _put_hierarchy_perms(self):
+        for (path, name), by_hierarchy in self.hierarchy_perms.items():
+            values = list(by_hierarchy.values())
+            if all(v == values[0] for v in values):
+                value = values[0]
+            elif '' in by_hierarchy:  # a hierarchy saved with no controller name cannot be named
+                value = values[0]
+                self.warnings.append('%s: cgroup %r has different %s in different hierarchies, one of them '
+                                     'without a controller name; the spec keeps the first (%r).'
+                                     % (self.where, sp.show_path(path),
+                                        'perms of ' + name if name else 'directory perms', value))
+            else:
+                value = dict(sorted(by_hierarchy.items()))
+            cg = self.cgroups[path]
+            if name is None:
+                cg['perms'] = value
+            else:
+                cg['file_perms'][name] = value
+
     def data(self):
+        self._put_hierarchy_perms()
         if self.admin_groups:
             groups = list(OrderedDict.fromkeys(self.admin_groups))  # each once, in the file's order
             shown = ', '.join(groups[:10]) + (' and %d more' % (len(groups) - 10) if len(groups) > 10 else '')
@@ -338,17 +368,16 @@ def _criu_dir(build, item, parent, controllers, what):
     cg = build.cgroup(path)
     cg['controllers'].update(controllers)
     if item.get('dir_perms') is not None:
-        build.set_once(path, cg, 'perms', _perms(item['dir_perms']), 'directory perms')
+        build.add_hierarchy_perms(path, None, controllers, _perms(item['dir_perms']))
     for prop in item.get('properties') or []:
         name = str(prop.get('name', ''))
-        if prop.get('perms') is not None:
-            build.set_once(path, cg['file_perms'], name, _perms(prop['perms']), 'perms of %s' % name)
-        if name in properties.PERMS_ONLY:
-            continue
-        reason = properties.refusal_reason(name)
+        reason = None if name in properties.PERMS_ONLY else properties.refusal_reason(name)
         if reason:
             build.skip(name, reason)
-            cg['file_perms'].pop(name, None)
+            continue
+        if prop.get('perms') is not None:
+            build.add_hierarchy_perms(path, name, controllers, _perms(prop['perms']))
+        if name in properties.PERMS_ONLY:
             continue
         if name == 'cgroup.type' and str(prop.get('value', '')).strip() != 'threaded':
             # Only "threaded" can be written; "domain" and the other types follow from the tree.

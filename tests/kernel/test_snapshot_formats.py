@@ -74,6 +74,17 @@ def test_criu_owner_mode_and_notify_on_release(sandbox):
     assert read(sandbox, 'pids', 'ct4', 'pids.max') == '10'
 
 
+def test_criu_owners_that_differ_between_hierarchies_are_restored_in_each(sandbox):
+    restore_twice(sandbox, src=image_dir(sandbox, 'per_hierarchy_owners'))
+    assert perms(sandbox, 'pids', 'ct8') == (0o775, 100000, 100000)
+    assert perms(sandbox, 'pids', 'ct8', 'tasks') == (0o664, 100000, 100000)
+    assert perms(sandbox, 'memory', 'ct8') == (0o755, 0, 0)
+    assert perms(sandbox, 'memory', 'ct8', 'tasks') == (0o644, 0, 0)
+    assert perms(sandbox, 'pids', 'ct8', 'inner') == (0o755, 0, 0)
+    assert read(sandbox, 'pids', 'ct8', 'pids.max') == '32'
+    assert read(sandbox, 'memory', 'ct8', 'memory.limit_in_bytes') == str(64 << 20)
+
+
 def test_criu_devices_whitelist_and_memory_limit(sandbox):
     restore_twice(sandbox, src=image_dir(sandbox, 'devices_memory'))
     assert set(read(sandbox, 'devices', 'ct5', 'devices.list').splitlines()) == {

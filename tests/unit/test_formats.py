@@ -90,6 +90,23 @@ def test_crit_json_procs_and_tasks_carry_perms_only_and_sets_name_members():
     assert named['cgroups']['ct1/sub']['controllers'] == ['name=systemd', 'pids']
 
 
+def test_criu_owners_that_differ_between_hierarchies_are_kept_per_hierarchy():
+    # pids delegated to the container's root, memory not: before, the spec
+    # kept the first hierarchy's owner for both, with a warning
+    data, warnings = formats.load_src(fixture('criu', 'per_hierarchy_owners.json'))
+    ct = data['cgroups']['ct8']
+    assert ct['perms'] == {'memory': {'mode': '0755', 'uid': 0, 'gid': 0},
+                           'pids': {'mode': '0775', 'uid': 100000, 'gid': 100000}}
+    assert ct['file_perms']['tasks'] == {'memory': {'mode': '0644', 'uid': 0, 'gid': 0},
+                                         'pids': {'mode': '0664', 'uid': 100000, 'gid': 100000}}
+    # the same in every hierarchy: the plain form
+    assert ct['file_perms']['pids.max'] == {'mode': '0644', 'uid': 0, 'gid': 0}
+    assert data['cgroups']['ct8/inner']['perms'] == {'mode': '0755', 'uid': 0, 'gid': 0}
+    assert warnings == []
+    loaded = sp.load_spec(data).cgroups
+    assert [c.perms.__class__.__name__ for c in loaded] == ['PerHierarchy', 'Perms']
+
+
 def test_crit_json_cgroup_v2_saved_with_the_empty_controller_name():
     data, _warnings = formats.load_src(fixture('criu', 'v2_unified.json'))
     # "" is the v2 hierarchy: the spec's 'unified', with the controllers of the files
