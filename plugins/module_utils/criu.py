@@ -26,6 +26,12 @@ CRIU_IMAGE = 'cgroup.img'
 RECORD_VERSION = 1
 # How many of CRIU's error lines a failure message quotes from its log.
 LOG_ERRORS_QUOTED = 3
+# The argument spec of the options every module that runs criu has; their
+# documentation is the doc fragment checkpoint_restore.cgroups.criu.
+CRIU_OPTIONS = dict(
+    criu=dict(type='str', default='criu'),
+    mountpoint=dict(type='path', default='/sys/fs/cgroup'),
+)
 
 
 class CriuFailed(CgroupError):

@@ -27,6 +27,7 @@ author:
   - checkpoint_restore.cgroups contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - checkpoint_restore.cgroups.criu
 attributes:
   check_mode:
     support: full
@@ -78,16 +79,6 @@ options:
     type: list
     elements: str
     default: []
-  criu:
-    description:
-      - The criu binary, a name looked up in C(PATH) or a path.
-    type: str
-    default: criu
-  mountpoint:
-    description:
-      - Where the cgroup hierarchies are mounted.
-    type: path
-    default: /sys/fs/cgroup
 seealso:
   - module: checkpoint_restore.cgroups.cgroup_tasks
   - module: checkpoint_restore.cgroups.cgroup_snapshot
@@ -141,7 +132,7 @@ stderr:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.checkpoint import run
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu import module_main
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu import CRIU_OPTIONS, module_main
 
 ARGUMENT_SPEC = dict(
     pid=dict(type='int', required=True),
@@ -151,8 +142,7 @@ ARGUMENT_SPEC = dict(
     properties=dict(type='list', elements='str', default=['builtin']),
     leave_running=dict(type='bool', default=False),
     criu_args=dict(type='list', elements='str', default=[]),
-    criu=dict(type='str', default='criu'),
-    mountpoint=dict(type='path', default='/sys/fs/cgroup'),
+    **CRIU_OPTIONS
 )
 
 

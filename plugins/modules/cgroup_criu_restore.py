@@ -27,6 +27,7 @@ author:
   - checkpoint_restore.cgroups contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - checkpoint_restore.cgroups.criu
 attributes:
   check_mode:
     support: full
@@ -67,16 +68,6 @@ options:
     type: list
     elements: str
     default: []
-  criu:
-    description:
-      - The criu binary, a name looked up in C(PATH) or a path.
-    type: str
-    default: criu
-  mountpoint:
-    description:
-      - Where the cgroup hierarchies are mounted.
-    type: path
-    default: /sys/fs/cgroup
 seealso:
   - module: checkpoint_restore.cgroups.cgroup_checkpoint
   - module: checkpoint_restore.cgroups.cgroup_tasks
@@ -122,7 +113,7 @@ stderr:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu_restore import run
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu import module_main
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.criu import CRIU_OPTIONS, module_main
 
 ARGUMENT_SPEC = dict(
     images_dir=dict(type='path', required=True),
@@ -130,8 +121,7 @@ ARGUMENT_SPEC = dict(
     unit_cgroup=dict(type='str', default=''),
     manage_cgroups=dict(type='str', choices=['soft', 'ignore'], default='soft'),
     criu_args=dict(type='list', elements='str', default=[]),
-    criu=dict(type='str', default='criu'),
-    mountpoint=dict(type='path', default='/sys/fs/cgroup'),
+    **CRIU_OPTIONS
 )
 
 

@@ -97,7 +97,7 @@ options:
         C(pycriu) Python module where that can be imported, otherwise with the C(crit) command. The
         controllers, the C(dirs) tree with its properties and perms, and the member paths of each set are
         restored; C(cgroup.procs) and C(tasks) give only their perms. CRIU saves each hierarchy's
-        directories apart: where a directory's or a file's owner or mode differs between them (a hierarchy
+        directories apart, and where a directory's or a file's owner or mode differs between them (a hierarchy
         delegated to the container), the spec keeps one per hierarchy, as O(spec)'s per-hierarchy perms do;
         a host where those hierarchies are one (cgroup v2) refuses it. CRIU's cgroup v2 hierarchy (controller
         name C("")) is the controller C(unified); of C(cgroup.type) only C(threaded) is restored, the other
