@@ -34,7 +34,8 @@ from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.cgroupf
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.errors import Refusal
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.observe import (
     ENTRY_EMPTY_DIR, ENTRY_MISSING, MISSING)
-from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import Plan, make_action, perm_actions
+from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.plan import (
+    Plan, make_action, perm_actions, v2_needs)
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.spec import show_path
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.targets import ancestors
 from ansible_collections.checkpoint_restore.cgroups.plugins.module_utils.values import UNLIMITED, Comparisons
@@ -307,21 +308,6 @@ def _order_by_class(pending):
 THREADED_CONTROLLERS = frozenset(['cpu', 'cpuset', 'perf_event', 'pids'])
 
 
-# v1 controllers that v2 has under another name, or not at all
-_V2_CONTROLLER = {'cpuacct': 'cpu', 'blkio': 'io', 'devices': None, 'freezer': None, 'net_cls': None,
-                  'net_prio': None, 'perf_event': None, 'unified': None}
-
-
-def _v2_needs(target):
-    """Controllers a cgroup v2 cgroup needs enabled in its parent."""
-    needed = set(filter(None, (properties.controller_of(p.name) for p in target.props)))
-    for controller in target.controllers:
-        if not controller.startswith('name='):
-            needed.add(_V2_CONTROLLER.get(controller, controller))
-    needed.discard(None)
-    return needed
-
-
 def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
     """cgroup.subtree_control for cgroup v2: each controller a cgroup needs is
     enabled from the top down to its parent, and no further. A controller the
@@ -347,7 +333,7 @@ def _v2_enables(by_hierarchy, hierarchy_of, created, state_of):
                     need.setdefault((h, path), set()).update(prop.value)
                 elif prop.name == 'cgroup.type' and prop.value == 'threaded':
                     threaded.add((h, path))
-            needed = _v2_needs(target)
+            needed = v2_needs(target)
             for depth in range(len(path)):
                 need.setdefault((h, path[:depth]), set()).update(needed)
     thread_domains = set((h, path[:-1]) for h, path in threaded if path)

@@ -87,11 +87,12 @@ def perm_actions(target, state, created, creator=None):
 
 def nothing_to_do(targets, observed, restore, comparisons=None):
     """True when the plan is empty, found the short way, which is what a
-    re-run takes: every cgroup (cgroup v1 only) and each of its ancestors
-    exists, and, where properties are restored, each property's live text
-    means the spec's value and owner and mode are as the spec says. Anything
-    else (a difference, a missing file, a text that does not parse, cgroup
-    v2's controller enabling) answers False and goes the full way, which
+    re-run takes: every cgroup and each of its ancestors exists, on cgroup
+    v2 every controller it needs is enabled from the top down to its parent,
+    and, where properties are restored, each property's live text means the
+    spec's value and owner and mode are as the spec says. Anything else (a
+    difference, a missing file, a text that does not parse, a controller to
+    enable, a threaded subtree) answers False and goes the full way, which
     then plans, warns or refuses as it always does."""
     try:
         return _all_unchanged(targets, observed, restore,
@@ -105,11 +106,11 @@ def _all_unchanged(targets, observed, restore, comparisons):
     unchanged = comparisons.unchanged
     parents_exist = {}
     for target in targets:
-        if target.hierarchy.version != 1:
-            return False
         h, path = target.hierarchy.name, target.path
         state = cgroups.get((h, path))
         if path and (state is None or not state.exists):
+            return False
+        if target.hierarchy.version == 2 and not _v2_enabled(target, state, cgroups):
             return False
         if len(path) > 1:
             parent = (h, path[:-1])
@@ -128,6 +129,44 @@ def _all_unchanged(targets, observed, restore, comparisons):
             # a text that does not parse is refused, by name, the full way
             if not unchanged(prop.name, prop.value, values.get(prop.name)):
                 return False
+    return True
+
+
+# v1 controllers that v2 has under another name, or not at all
+_V2_CONTROLLER = {'cpuacct': 'cpu', 'blkio': 'io', 'devices': None, 'freezer': None, 'net_cls': None,
+                  'net_prio': None, 'perf_event': None, 'unified': None}
+
+
+def v2_needs(target):
+    """Controllers a cgroup v2 cgroup needs enabled in its parent."""
+    needed = set(filter(None, (properties.controller_of(p.name) for p in target.props)))
+    for controller in target.controllers:
+        if not controller.startswith('name='):
+            needed.add(_V2_CONTROLLER.get(controller, controller))
+    needed.discard(None)
+    return needed
+
+
+def _v2_enabled(target, state, cgroups):
+    """cgroup v2, the short way: whether the controllers the target needs are
+    enabled in every cgroup from the top down to its parent already, so that
+    phases._v2_enables has nothing to write. It leaves anything threaded to
+    the full way (the spec naming cgroup.type, or a live type other than
+    domain on the way), where the threaded-controller rules are decided."""
+    if any(prop.name == 'cgroup.type' for prop in target.props):
+        return False
+    needed = v2_needs(target)
+    kind = properties.kind_of('cgroup.subtree_control')
+    h, path = target.hierarchy.name, target.path
+    for depth in range(len(path) + 1):
+        above = state if depth == len(path) else cgroups.get((h, path[:depth]))
+        if above is None:
+            return False
+        values = above.values
+        if (values.get('cgroup.type') or 'domain').strip() != 'domain':
+            return False
+        if depth < len(path) and not needed <= kind.read(values.get('cgroup.subtree_control') or ''):
+            return False
     return True
 
 

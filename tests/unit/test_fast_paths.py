@@ -347,3 +347,63 @@ def test_the_restore_path_loads_the_full_planner_and_the_applier_only_when_neede
                             check=True).stdout
     assert "'restore'" in loaded
     assert "'apply'" not in loaded and "'formats'" not in loaded and "'phases'" not in loaded, loaded
+
+
+V2_HOST = hz.discover(hz.parse_mountinfo('31 23 0:28 /box /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw'), {},
+                      '/sys/fs/cgroup', lambda p: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'])
+
+
+def _v2_both_ways(cgroups, tree):
+    """_both_ways on a cgroup v2 host, the live state given as {path: {file: text}}."""
+    spec = sp.load_spec({'version': 1, 'cgroups': cgroups})
+    targets, planned, _w = tg.resolve(spec, V2_HOST, {}, tg.Placement(NO_REMAP, '/sys/fs/cgroup'))
+    live = Observed(dict((('', path), CgroupState(True, (0o755, 0, 0), {}, values))
+                         for path, values in tree.items()), {}, 4096)
+    results = [nothing_to_do(targets, live, True)]
+    for planner in (make_plan, full_plan):
+        try:
+            result = planner(targets, planned, live, PlanOptions('opport'))
+            results.append(([(a.kind, a.path, a.prop, a.before, a.after) for a in result.actions],
+                            result.warnings, result.skipped_prune))
+        except Refusal as exc:
+            results.append(str(exc))
+    return results
+
+
+@pytest.mark.parametrize('case', ['same', 'more enabled above', 'root lacks one', 'parent lacks one',
+                                  'explicit same', 'explicit narrower', 'threaded on the way', 'type in the spec',
+                                  'value differs'])
+def test_the_no_op_shortcut_on_cgroup_v2_plans_what_the_full_way_plans(case):
+    cgroups = {'ct': {'memory.max': '512M', 'pids.max': 10},
+               'ct/a': {'controllers': ['memory'], 'properties': {'memory.max': '128M'}}}
+
+    def cgroup(subtree_control, **files):
+        values = {'cgroup.controllers': 'memory pids', 'cgroup.subtree_control': subtree_control,
+                  'cgroup.procs': '', 'cgroup.type': 'domain'}
+        values.update((name.replace('_', '.'), text) for name, text in files.items())
+        return values
+    tree = {(): cgroup('memory pids'), ('ct',): cgroup('memory', memory_max='536870912\n', pids_max='10\n'),
+            ('ct', 'a'): cgroup('', memory_max='134217728\n')}
+    tree[()]['cgroup.controllers'] = 'cpuset cpu io memory hugetlb pids'
+    if case == 'more enabled above':
+        tree[()]['cgroup.subtree_control'] = 'cpu memory pids'
+    elif case == 'root lacks one':
+        tree[()]['cgroup.subtree_control'] = 'memory'
+    elif case == 'parent lacks one':
+        tree[('ct',)]['cgroup.subtree_control'] = ''
+    elif case.startswith('explicit'):
+        cgroups['ct']['cgroup.subtree_control'] = 'memory'
+        if case == 'explicit narrower':
+            tree[('ct',)]['cgroup.subtree_control'] = 'memory pids'
+    elif case == 'threaded on the way':
+        tree[('ct',)]['cgroup.type'] = 'domain threaded'
+    elif case == 'type in the spec':
+        cgroups['ct/a']['properties']['cgroup.type'] = 'threaded'
+        tree[('ct', 'a')]['cgroup.type'] = 'threaded'
+    elif case == 'value differs':
+        tree[('ct', 'a')]['memory.max'] = '268435456\n'
+    took, fast, full = _v2_both_ways(cgroups, tree)
+    assert fast == full
+    assert took is (case in ('same', 'more enabled above', 'explicit same'))
+    if took:
+        assert full == ([], [], [])
