@@ -198,6 +198,7 @@ class _Reader:
         self.properties_seen = {}  # (name, type, value) -> Property, for str and int values
         self.property_sets_seen = {}  # (items, their types) -> parsed properties, for plain values
         self.names_allowed = set()  # property names that refusal_reason allows
+        self.perms_seen = {}  # plain perms mapping (items with their types) -> Perms
 
     def cgroup(self, key, body):
         path = split_path(key, known_good=self.good_components)
@@ -223,18 +224,35 @@ class _Reader:
         parsed = self._properties(path, props)
         if not isinstance(file_perms, dict):
             raise SpecError('Invalid spec: %s: file_perms must be a mapping of file name to perms.' % _where(path))
-        resolve = self.resolve
         files = []
         for name in sorted(file_perms, key=str) if file_perms else ():
             if not isinstance(name, str) or properties.refusal_reason(name) == 'it is not a cgroup file name':
                 raise SpecError('Invalid spec: %s: file_perms names %r, which is not a cgroup file.'
                                 % (_where(path), name))
-            files.append((name, parse_perms_value('%s, file %r' % (_where(path), name), file_perms[name], resolve)))
+            files.append((name, self._perms('%s, file %r' % (_where(path), name), file_perms[name])))
         if controllers is not None:
             controllers = self._controllers(_where(path), controllers)
         return _new(CgroupSpec, (path, controllers,
-                                 parse_perms_value(_where(path), perms, resolve) if perms is not None else None,
+                                 self._perms(_where(path), perms) if perms is not None else None,
                                  tuple(files), parsed))
+
+    def _perms(self, where, data):
+        """parse_perms_value, once per plain {mode, uid, gid} mapping: a tree
+        gives most of its cgroups and files the same owner and mode (the perm
+        blocks of a libcgroup config, a CRIU image). Keyed by the items with
+        their types, as the property mappings are; a value that does not
+        parse is refused each time, by its own cgroup's name."""
+        try:
+            key = tuple(sorted((k, v.__class__, v) for k, v in data.items())) if (
+                data.__class__ is dict and all(v.__class__ in (str, int) for v in data.values())) else None
+        except TypeError:  # keys that do not sort: the slow way names them
+            key = None
+        found = self.perms_seen.get(key) if key is not None else None
+        if found is None:
+            found = parse_perms_value(where, data, self.resolve)
+            if key is not None:
+                self.perms_seen[key] = found
+        return found
 
     def _controllers(self, where, value):
         if not isinstance(value, list):

@@ -117,3 +117,16 @@ def test_comounted_controllers_with_different_roots_are_refused():
     remap = sp.parse_remap(None, {'cpu': 'x', 'cpuacct': 'y'}, None)
     with pytest.raises(SpecError, match='share one hierarchy'):
         sp.remap_path(('a',), ['cpu', 'cpuacct'], remap)
+
+
+def test_repeated_perms_are_parsed_once_and_a_bad_one_still_names_its_cgroup():
+    owner = {'mode': '0750', 'uid': 0, 'gid': 0}
+    spec = sp.load_spec({'cgroups': {
+        'a': {'perms': dict(owner), 'file_perms': {'tasks': dict(owner)}, 'properties': {'pids.max': 5}},
+        'b': {'perms': dict(owner), 'properties': {'pids.max': 5}},
+        'c': {'perms': dict(owner, uid='0'), 'properties': {'pids.max': 5}}}})
+    a, b, c = spec.cgroups
+    assert a.perms is b.perms and a.file_perms[0][1] is a.perms
+    assert a.perms == sp.Perms(mode=0o750, uid=0, gid=0) == c.perms
+    with pytest.raises(sp.SpecError, match=r"cgroup 'b': mode"):
+        sp.load_spec({'cgroups': {'a': {'perms': dict(owner)}, 'b': {'perms': dict(owner, mode='0759')}}})
