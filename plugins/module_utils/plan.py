@@ -105,12 +105,13 @@ def _all_unchanged(targets, observed, restore, comparisons):
     cgroups = observed.cgroups
     unchanged = comparisons.unchanged
     parents_exist = {}
+    enabled_through = {}  # cgroup v2: (hierarchy, path) -> _enabled_through's answer
     for target in targets:
         h, path = target.hierarchy.name, target.path
         state = cgroups.get((h, path))
         if path and (state is None or not state.exists):
             return False
-        if target.hierarchy.version == 2 and not _v2_enabled(target, state, cgroups):
+        if target.hierarchy.version == 2 and not _v2_enabled(target, state, cgroups, enabled_through):
             return False
         if len(path) > 1:
             parent = (h, path[:-1])
@@ -147,27 +148,41 @@ def v2_needs(target):
     return needed
 
 
-def _v2_enabled(target, state, cgroups):
+def _v2_enabled(target, state, cgroups, memo):
     """cgroup v2, the short way: whether the controllers the target needs are
     enabled in every cgroup from the top down to its parent already, so that
     phases._v2_enables has nothing to write. It leaves anything threaded to
     the full way (the spec naming cgroup.type, or a live type other than
-    domain on the way), where the threaded-controller rules are decided."""
-    if any(prop.name == 'cgroup.type' for prop in target.props):
+    domain on the way), where the threaded-controller rules are decided.
+    memo: shared by the targets of one plan, so each ancestor is read once."""
+    if state is None or not _is_domain(state) or any(prop.name == 'cgroup.type' for prop in target.props):
         return False
-    needed = v2_needs(target)
-    kind = properties.kind_of('cgroup.subtree_control')
-    h, path = target.hierarchy.name, target.path
-    for depth in range(len(path) + 1):
-        above = state if depth == len(path) else cgroups.get((h, path[:depth]))
-        if above is None:
-            return False
-        values = above.values
-        if (values.get('cgroup.type') or 'domain').strip() != 'domain':
-            return False
-        if depth < len(path) and not needed <= kind.read(values.get('cgroup.subtree_control') or ''):
-            return False
-    return True
+    if not target.path:
+        return True
+    enabled = _enabled_through(target.hierarchy.name, target.path[:-1], cgroups, memo)
+    return enabled is not None and v2_needs(target) <= enabled
+
+
+_SUBTREE_CONTROL = properties.kind_of('cgroup.subtree_control')
+
+
+def _is_domain(state):
+    return (state.values.get('cgroup.type') or 'domain').strip() == 'domain'
+
+
+def _enabled_through(h, path, cgroups, memo):
+    """The controllers enabled in every cgroup from the top down to path, all
+    of them domain cgroups; None when one is not observed or not a domain."""
+    key = (h, path)
+    if key not in memo:
+        state = cgroups.get(key)
+        if state is None or not _is_domain(state):
+            memo[key] = None
+        else:
+            own = _SUBTREE_CONTROL.read(state.values.get('cgroup.subtree_control') or '')
+            above = _enabled_through(h, path[:-1], cgroups, memo) if path else own
+            memo[key] = None if above is None else above & own
+    return memo[key]
 
 
 # What the planner is asked: mode (its name; what it allows is read from its

@@ -371,8 +371,8 @@ def _v2_both_ways(cgroups, tree):
 
 
 @pytest.mark.parametrize('case', ['same', 'more enabled above', 'root lacks one', 'parent lacks one',
-                                  'explicit same', 'explicit narrower', 'threaded on the way', 'type in the spec',
-                                  'value differs'])
+                                  'explicit same', 'explicit narrower', 'threaded on the way',
+                                  'threaded above the spec', 'type in the spec', 'value differs'])
 def test_the_no_op_shortcut_on_cgroup_v2_plans_what_the_full_way_plans(case):
     cgroups = {'ct': {'memory.max': '512M', 'pids.max': 10},
                'ct/a': {'controllers': ['memory'], 'properties': {'memory.max': '128M'}}}
@@ -396,6 +396,9 @@ def test_the_no_op_shortcut_on_cgroup_v2_plans_what_the_full_way_plans(case):
         if case == 'explicit narrower':
             tree[('ct',)]['cgroup.subtree_control'] = 'memory pids'
     elif case == 'threaded on the way':
+        tree[('ct',)]['cgroup.type'] = 'domain threaded'
+    elif case == 'threaded above the spec':  # an ancestor that is no cgroup of the spec
+        del cgroups['ct']
         tree[('ct',)]['cgroup.type'] = 'domain threaded'
     elif case == 'type in the spec':
         cgroups['ct/a']['properties']['cgroup.type'] = 'threaded'
